@@ -1,0 +1,1 @@
+"""The sans-I/O SIP core: messages, transactions, proxy logic. No sockets, clocks or threads."""

@@ -1,0 +1,256 @@
+"""Lexical rules of RFC 3261 §25 shared by the URI, header and message parsers.
+
+Everything here works on ``str`` values whose line folding has already been
+replaced by a single space (RFC 3261 §7.3.1), so LWS is ``[ \\t]*``. The
+functions are small and linear in their input; none of them recurses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from callscript.sip.errors import ParseError
+
+# RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+# RFC 3261 §25.1: word adds the separators that a Call-ID may carry.
+_WORD_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+")
+_ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})")
+_FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]+")
+_CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+WSP = " \t"
+
+Param = tuple[str, str | None]
+
+
+def is_token(text: str) -> bool:
+    """True when ``text`` is a non-empty RFC 3261 token."""
+    return _TOKEN_RE.fullmatch(text) is not None
+
+
+def is_word(text: str) -> bool:
+    """True when ``text`` is a non-empty RFC 3261 word (Call-ID halves)."""
+    return _WORD_RE.fullmatch(text) is not None
+
+
+def unfold(text: str) -> str:
+    """RFC 3261 §7.3.1: replace each line fold (CRLF followed by LWS) with one SP."""
+    if "\n" not in text:
+        return text
+    return _FOLD_RE.sub(" ", text)
+
+
+def has_control(text: str) -> bool:
+    """True when ``text`` holds CR, LF or another control character (HTAB allowed)."""
+    return _CTL_RE.search(text) is not None
+
+
+def unescape(text: str) -> str:
+    """RFC 3261 §19.1.2: decode ``%HH`` escapes once (never recursively).
+
+    Escapes decode to the byte they name; UTF-8 sequences are rebuilt, and
+    bytes that are not UTF-8 survive as surrogates so that distinct values
+    stay distinct (``%00`` does not truncate anything).
+    """
+    if "%" not in text:
+        return text
+    raw = _ESCAPE_RE.sub(lambda m: chr(int(m.group(1), 16) + 0xDC00), text)
+    # Rebuild UTF-8 from the escaped bytes, which were parked as lone surrogates.
+    out = bytearray()
+    for ch in raw:
+        code = ord(ch)
+        if 0xDC00 <= code <= 0xDCFF:
+            out.append(code - 0xDC00)
+        else:
+            out += ch.encode("utf-8", "surrogateescape")
+    return out.decode("utf-8", "surrogateescape")
+
+
+def quote(text: str) -> str:
+    """Return ``text`` as an RFC 3261 quoted-string, escaping ``"`` and ``\\``."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def read_quoted(text: str, start: int) -> tuple[str, int]:
+    """Read the quoted-string that opens at ``text[start]`` (a ``"``).
+
+    Returns:
+        The unquoted value (quoted-pairs resolved) and the index after the closing quote.
+    Raises:
+        ParseError: the string is never closed.
+    """
+    out: list[str] = []
+    i = start + 1
+    n = len(text)
+    while i < n:
+        j = i
+        while j < n and text[j] != '"' and text[j] != "\\":
+            j += 1
+        out.append(text[i:j])
+        if j >= n:
+            break
+        if text[j] == '"':
+            return "".join(out), j + 1
+        # RFC 3261 §25.1: quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F)
+        if j + 1 >= n:
+            break
+        out.append(text[j + 1])
+        i = j + 2
+    raise ParseError("unterminated quoted string", text=text)
+
+
+def skip_quoted(text: str, start: int) -> int:
+    """Index just after the quoted-string opening at ``text[start]``; -1 if unterminated."""
+    i = start + 1
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            return i + 1
+        i += 2 if ch == "\\" else 1
+    return -1
+
+
+def split_outside_quotes(text: str, sep: str, *, angle: bool = False) -> list[str]:
+    """Split ``text`` on ``sep`` where it is outside quoted strings (and ``<...>``).
+
+    Raises:
+        ParseError: an unterminated quoted string or an unclosed ``<``.
+    """
+    if '"' not in text and (not angle or "<" not in text):
+        return text.split(sep)
+    parts: list[str] = []
+    begin = 0
+    i = 0
+    n = len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            i = skip_quoted(text, i)
+            if i < 0:
+                raise ParseError("unterminated quoted string", text=text)
+            continue
+        if angle and ch == "<":
+            close = text.find(">", i)
+            if close < 0:
+                raise ParseError("'<' without '>'", text=text)
+            i = close + 1
+            continue
+        if ch == sep:
+            parts.append(text[begin:i])
+            begin = i + 1
+        i += 1
+    parts.append(text[begin:])
+    return parts
+
+
+def split_list(text: str) -> list[str]:
+    """RFC 3261 §7.3.1: split a comma-separated header value into its elements.
+
+    Commas inside quoted strings and ``<...>`` do not split. Empty elements are
+    kept (as ``""``) so that callers can reject them.
+    """
+    return [part.strip(WSP) for part in split_outside_quotes(text, ",", angle=True)]
+
+
+def parse_params(text: str) -> list[Param]:
+    """Parse ``*( SEMI generic-param )`` (RFC 3261 §25.1), LWS allowed around ``;`` and ``=``.
+
+    ``text`` starts at the first ``;`` (or is empty). Values are kept as written,
+    quoted strings included, so that they print back the same.
+
+    Raises:
+        ParseError: an empty parameter, a name that is not a token, or a bad value.
+    """
+    text = text.strip(WSP)
+    if not text:
+        return []
+    if text[0] != ";":
+        raise ParseError(f"expected ';' before parameters, got {text[:20]!r}", text=text)
+    params: list[Param] = []
+    for chunk in split_outside_quotes(text[1:], ";"):
+        name, eq, value = chunk.partition("=")
+        name = name.strip(WSP)
+        if not _TOKEN_RE.fullmatch(name):
+            raise ParseError(f"bad parameter name {name!r}", text=text)
+        if not eq:
+            params.append((name.lower(), None))
+            continue
+        value = value.strip(WSP)
+        if not value or not _param_value_ok(value):
+            raise ParseError(f"bad value for parameter {name!r}", text=text)
+        params.append((name.lower(), value))
+    return params
+
+
+def _param_value_ok(value: str) -> bool:
+    # RFC 3261 §25.1: gen-value = token / host / quoted-string. RFC 5118 §4.5 asks
+    # for IPv6 references with brackets in ``received``, so '[', ']' and ':' pass.
+    if value[0] == '"':
+        return skip_quoted(value, 0) == len(value)
+    return all(ch in TOKEN_CHARS or ch in "[]:" for ch in value)
+
+
+def format_params(params: Iterable[Param]) -> str:
+    """Print parameters as ``;name=value`` (``;name`` for a valueless one)."""
+    return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params)
+
+
+class Params(dict[str, str | None]):
+    """Read-only, ordered parameters; names are case-insensitive (RFC 3261 §7.3.1).
+
+    Keys are stored lower-cased; values as written (``None`` for ``;lr``).
+    Looking up ``params['Tag']`` finds ``tag``. Build a changed copy with
+    :meth:`replace`.
+    """
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> str | None:
+        low = key.lower()
+        if low != key and dict.__contains__(self, low):
+            return dict.__getitem__(self, low)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or (
+            isinstance(key, str) and dict.__contains__(self, key.lower())
+        )
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def replace(self, **changes: str | None) -> Params:
+        """A copy with ``changes`` applied; a value of ``...`` is not allowed, use :meth:`without`."""
+        new = dict(self)
+        for name, value in changes.items():
+            new[name.lower()] = value
+        return Params(new)
+
+    def without(self, *names: str) -> Params:
+        """A copy without ``names``."""
+        drop = {name.lower() for name in names}
+        return Params({k: v for k, v in self.items() if k not in drop})
+
+    def __str__(self) -> str:
+        return format_params(self.items())
+
+    def _readonly(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("Params are read-only; use replace() or without()")
+
+    __setitem__ = _readonly  # type: ignore[assignment]
+    __delitem__ = _readonly  # type: ignore[assignment]
+    update = _readonly  # type: ignore[assignment]
+    pop = _readonly  # type: ignore[assignment]
+    popitem = _readonly  # type: ignore[assignment]
+    setdefault = _readonly  # type: ignore[assignment]
+    clear = _readonly  # type: ignore[assignment]
+    __ior__ = _readonly  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(self.items()))

@@ -1,0 +1,219 @@
+"""``name-addr`` / ``addr-spec`` header values: From, To, Contact, Route, Record-Route...
+
+RFC 3261 §20.10 (Contact), §20.20 (From), §20.39 (To), §20.30/§20.34 (Record-Route,
+Route), §25.1 (name-addr, addr-spec, display-name). RFC 4475 §3.1.1.6: no LWS
+before ``<`` is accepted.
+"""
+
+from __future__ import annotations
+
+import re
+
+from callscript.sip.abnf import (
+    WSP,
+    Params,
+    format_params,
+    is_token,
+    parse_params,
+    quote,
+    read_quoted,
+)
+from callscript.sip.errors import LocalProtocolError, ParseError
+from callscript.sip.uri import URI, parse_uri
+
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+# The common shapes, ``"Name" <uri>;tag=x`` and ``<uri>;tag=x``, without LWS surprises.
+_FAST_RE = re.compile(rf'(?:"([^"\\]*)" ?)?<([^<>\s"]+)>((?:;{_TOKEN}(?:={_TOKEN})?)*)')
+
+
+class Address:
+    """A display name, a URI and header parameters (``"Bob" <sip:bob@b.com>;tag=1``).
+
+    Immutable; :meth:`with_params` and :meth:`replace` build changed copies.
+    ``uri`` is parsed on first access so a proxy that only reads the tag pays
+    nothing for it. A Contact of ``*`` is an Address with ``star`` true.
+    """
+
+    __slots__ = ("_text", "_uri", "_uri_text", "display", "params", "star")
+
+    display: str | None
+    params: Params
+    star: bool
+
+    def __init__(
+        self,
+        uri: URI | str,
+        display: str | None = None,
+        params: Params | dict[str, str | None] | None = None,
+    ) -> None:
+        if isinstance(uri, str):
+            uri = parse_uri(uri)
+        self._uri: URI | None = uri
+        self._uri_text = str(uri)
+        self.display = display
+        self.params = params if isinstance(params, Params) else Params(params or {})
+        self.star = False
+        self._text: str | None = None
+        if display is not None and ("\r" in display or "\n" in display):
+            raise LocalProtocolError("display name contains CR or LF")
+
+    @classmethod
+    def parse(cls, text: str) -> Address:
+        """Parse a ``name-addr`` or ``addr-spec`` followed by parameters.
+
+        Raises:
+            ParseError: a malformed value (RFC 4475 §3.1.2.6, §3.1.2.13-15 cases included).
+        """
+        return parse_address(text)
+
+    @classmethod
+    def any(cls) -> Address:
+        """The ``Contact: *`` wildcard of a REGISTER that removes all bindings (RFC 3261 §10.2.2)."""
+        star = cls.__new__(cls)
+        star._uri = None
+        star._uri_text = "*"
+        star.display = None
+        star.params = Params()
+        star.star = True
+        star._text = "*"
+        return star
+
+    @property
+    def uri(self) -> URI:
+        """The address's URI (parsed on first access)."""
+        uri = self._uri
+        if uri is None:
+            if self.star:
+                raise LocalProtocolError("Contact: * has no URI")
+            uri = self._uri = parse_uri(self._uri_text)
+        return uri
+
+    @property
+    def tag(self) -> str | None:
+        """The ``tag`` parameter (From/To), or ``None``."""
+        return self.params.get("tag")
+
+    @property
+    def value(self) -> str:
+        """The value as it prints."""
+        return str(self)
+
+    def with_params(self, **changes: str | None) -> Address:
+        """A copy with header parameters added or replaced (``with_params(tag='x')``)."""
+        return Address(self.uri, self.display, self.params.replace(**changes))
+
+    def replace(self, *, uri: URI | None = None, display: str | None = None) -> Address:
+        """A copy with another URI or display name."""
+        return Address(uri or self.uri, display if display is not None else self.display, self.params)
+
+    def __str__(self) -> str:
+        text = self._text
+        if text is None:
+            out = ""
+            if self.display is not None:
+                out = (self.display if _plain_display(self.display) else quote(self.display)) + " "
+            text = self._text = f"{out}<{self._uri_text}>{format_params(self.params.items())}"
+        return text
+
+    def __repr__(self) -> str:
+        return f"Address({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Address):
+            return NotImplemented
+        if self.star or other.star:
+            return self.star == other.star
+        return self.uri == other.uri and dict(self.params) == dict(other.params)
+
+    def __hash__(self) -> int:
+        return hash(("*",) if self.star else (self.uri, tuple(sorted(self.params))))
+
+
+def _plain_display(display: str) -> bool:
+    return bool(display) and all(is_token(word) for word in display.split(" "))
+
+
+def parse_address(text: str) -> Address:
+    """Parse one address value (see :class:`Address`)."""
+    match = _FAST_RE.fullmatch(text)
+    if match is not None:
+        addr = Address.__new__(Address)
+        addr.display = match.group(1)
+        addr._uri = None
+        addr._uri_text = match.group(2)
+        param_text = match.group(3)
+        addr.params = (
+            Params(_split_simple_params(param_text)) if param_text else Params()
+        )
+        addr.star = False
+        addr._text = text
+        return addr
+    return _parse_address_slow(text)
+
+
+def _split_simple_params(param_text: str) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    for chunk in param_text[1:].split(";"):
+        name, eq, value = chunk.partition("=")
+        out.append((name.lower(), value if eq else None))
+    return out
+
+
+def _parse_address_slow(original: str) -> Address:
+    text = original.strip(WSP)
+    display: str | None = None
+    if text.startswith('"'):
+        display, end = read_quoted(text, 0)
+        rest = text[end:].lstrip(WSP)
+        if not rest.startswith("<"):
+            raise ParseError("quoted display name not followed by '<'", text=original)
+        uri_text, rest = _angle(rest, original)
+    else:
+        lt = text.find("<")
+        if lt >= 0:
+            words = text[:lt].strip(WSP)
+            # RFC 3261 §25.1: display-name = *(token LWS) / quoted-string (RFC 4475 §3.1.2.15).
+            if words:
+                for word in words.split():
+                    if not is_token(word):
+                        raise ParseError(f"display name {words[:40]!r} must be quoted", text=original)
+                display = " ".join(words.split())
+            uri_text, rest = _angle(text[lt:], original)
+        else:
+            # RFC 3261 §20: a bare URI ends at ';'; its parameters are header parameters.
+            uri_text, semi, params_text = text.partition(";")
+            uri_text = uri_text.rstrip(WSP)
+            rest = semi + params_text
+            if not uri_text:
+                raise ParseError("empty address", text=original)
+            # RFC 3261 §20: a URI with ',', '?' or ';' must be enclosed in '<>' (RFC 4475 §3.1.2.13).
+            if "?" in uri_text or "," in uri_text:
+                raise ParseError("a URI with '?' or ',' must be enclosed in '<>'", text=original)
+    uri = parse_uri(uri_text)
+    params = Params(parse_params(rest))
+    addr = Address.__new__(Address)
+    addr._uri = uri
+    addr._uri_text = uri_text
+    addr.display = display
+    addr.params = params
+    addr.star = False
+    addr._text = original.strip(WSP)
+    return addr
+
+
+def _angle(text: str, original: str) -> tuple[str, str]:
+    close = text.find(">")
+    if close < 0:
+        raise ParseError("'<' without '>'", text=original)
+    inner = text[1:close]
+    # RFC 3261 §25.1: no LWS inside the angle brackets (RFC 4475 §3.1.2.14).
+    if inner != inner.strip(WSP):
+        raise ParseError("whitespace inside '<...>'", text=original)
+    return inner, text[close + 1 :]
+
+
+def parse_contact(text: str) -> Address:
+    """Parse a Contact value: an address, or ``*`` (RFC 3261 §20.10)."""
+    if text.strip(WSP) == "*":
+        return Address.any()
+    return parse_address(text)

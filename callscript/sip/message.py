@@ -1,0 +1,584 @@
+"""SIP requests and responses: parse, read, change, serialize.
+
+RFC 3261 §7 (messages), §7.3 (header fields), §7.4 / §18.3 (bodies and
+framing), §8.1.1 (mandatory headers), §20 (header fields).
+
+Parsing is lazy: :func:`parse_message` splits the header section into fields
+and reads only the start line and Content-Length. A header's value is parsed
+the first time it is read. A field that nobody changed serializes exactly as
+received. :meth:`Message.validate` parses and checks everything, as a server
+does before it answers; the hot path never needs it.
+
+Each field is a small list ``[key, line, colon, values]``: the header key,
+the raw line (folds included), the index of its colon, and the parsed values
+(``None`` until first read). Fields are never changed in place, only replaced,
+so :meth:`Message.copy` can share them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, cast
+
+from callscript.sip.abnf import has_control, is_token, unfold
+from callscript.sip.address import Address
+from callscript.sip.errors import LocalProtocolError, ParseError
+from callscript.sip.headers import (
+    LIST_HEADERS,
+    REPEATED_HEADERS,
+    SPELLINGS,
+    CSeq,
+    HeaderValue,
+    Number,
+    Text,
+    header_key,
+    make_value,
+    parse_uint,
+    parse_values,
+)
+from callscript.sip.uri import URI, parse_uri
+from callscript.sip.via import Via
+
+Field = list[Any]  # [key: str, line: str, colon: int, values: list[HeaderValue] | None]
+
+# RFC 3261 §8.1.1: headers that a request (and its responses) must carry, once each.
+REQUIRED = ("To", "From", "CSeq", "Call-ID", "Via")
+SINGLE = ("To", "From", "CSeq", "Call-ID", "Max-Forwards", "Content-Type", "Expires", "Min-Expires")
+
+
+class Message:
+    """Common base of :class:`Request` and :class:`Response`.
+
+    ``msg['From']`` gives the value of a single-valued header (``KeyError`` when
+    absent); ``msg['Via']`` gives every value of a list header, top first.
+    ``msg.get(name)`` returns ``None`` when absent; ``msg.get_all(name)`` is
+    always a list. Header names are case-insensitive and compact forms work.
+    """
+
+    __slots__ = ("_fields", "body")
+
+    _fields: list[Field]
+    body: bytes
+
+    # -- reading -------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> Any:
+        key = SPELLINGS.get(name) or header_key(name)
+        if key in LIST_HEADERS or key in REPEATED_HEADERS:
+            return self._all(key)
+        for field in self._fields:
+            if field[0] == key:
+                values = field[3]
+                if values is None:
+                    values = _parse_field(field)
+                if values:
+                    return values[0]
+        raise KeyError(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Like ``msg[name]``, but ``default`` when the header is absent."""
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    def get_all(self, name: str) -> list[HeaderValue]:
+        """Every value of header ``name`` in order, top first (``[]`` when absent)."""
+        return self._all(SPELLINGS.get(name) or header_key(name))
+
+    def _all(self, key: str) -> list[HeaderValue]:
+        out: list[HeaderValue] = []
+        for field in self._fields:
+            if field[0] == key:
+                values = field[3]
+                out += values if values is not None else _parse_field(field)
+        return out
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = SPELLINGS.get(name) or header_key(name)
+        return any(field[0] == key for field in self._fields)
+
+    def header_names(self) -> list[str]:
+        """Header keys in order of appearance, one per header line."""
+        return [field[0] for field in self._fields]
+
+    def raw_headers(self) -> Iterator[tuple[str, str]]:
+        """``(key, value text)`` per header line, unfolded and trimmed, in order."""
+        for field in self._fields:
+            yield field[0], unfold(field[1][field[2] + 1 :]).strip(" \t")
+
+    # -- typed accessors for the stack (raise ParseError when missing or bad) --
+
+    @property
+    def via(self) -> list[Via]:
+        """All Via values, top first."""
+        return cast(list[Via], self._all("Via"))
+
+    @property
+    def top_via(self) -> Via:
+        """The topmost Via value."""
+        return cast(Via, self._required("Via"))
+
+    @property
+    def from_addr(self) -> Address:
+        """The From value."""
+        return cast(Address, self._required("From"))
+
+    @property
+    def to_addr(self) -> Address:
+        """The To value."""
+        return cast(Address, self._required("To"))
+
+    @property
+    def call_id(self) -> str:
+        """The Call-ID."""
+        return cast(Text, self._required("Call-ID")).text
+
+    @property
+    def cseq(self) -> CSeq:
+        """The CSeq value."""
+        return cast(CSeq, self._required("CSeq"))
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards, or ``None`` when absent (RFC 2543 peers omit it)."""
+        value = self.get("Max-Forwards")
+        return None if value is None else cast(Number, value).number
+
+    @property
+    def contacts(self) -> list[Address]:
+        """All Contact values."""
+        return cast(list[Address], self._all("Contact"))
+
+    def _required(self, key: str) -> HeaderValue:
+        for field in self._fields:
+            if field[0] == key:
+                values = field[3]
+                if values is None:
+                    values = _parse_field(field)
+                if values:
+                    return values[0]
+        raise ParseError(f"missing {key} header")
+
+    # -- changing ------------------------------------------------------------
+
+    def __setitem__(self, name: str, value: object) -> None:
+        """Replace every ``name`` header with ``value`` (a list gives several values)."""
+        key = header_key(name)
+        field = _make_field(key, name, value)
+        fields = self._fields
+        for i, existing in enumerate(fields):
+            if existing[0] == key:
+                fields[i] = field
+                self._fields = [f for j, f in enumerate(fields) if j <= i or f[0] != key]
+                return
+        fields.append(field)
+
+    def __delitem__(self, name: str) -> None:
+        if not self.discard(name):
+            raise KeyError(name)
+
+    def discard(self, name: str) -> int:
+        """Remove every ``name`` header; returns how many lines went."""
+        key = header_key(name)
+        before = len(self._fields)
+        self._fields = [f for f in self._fields if f[0] != key]
+        return before - len(self._fields)
+
+    def add(self, name: str, value: object) -> None:
+        """Append a ``name`` header line after all the others."""
+        self._fields.append(_make_field(header_key(name), name, value))
+
+    def insert(self, name: str, value: object) -> None:
+        """Put a ``name`` value on top: before the first ``name`` line, else first of all.
+
+        This is how a proxy pushes its Via (RFC 3261 §16.6 step 8) and
+        Record-Route (§16.6 step 4).
+        """
+        key = header_key(name)
+        field = _make_field(key, name, value)
+        fields = self._fields
+        for i, existing in enumerate(fields):
+            if existing[0] == key:
+                fields.insert(i, field)
+                return
+        fields.insert(0, field)
+
+    def pop(self, name: str) -> HeaderValue:
+        """Remove and return the topmost ``name`` value (RFC 3261 §16.7 step 3 for Via).
+
+        Raises:
+            KeyError: no such header.
+        """
+        key = header_key(name)
+        fields = self._fields
+        for i, field in enumerate(fields):
+            if field[0] == key:
+                values = field[3] if field[3] is not None else _parse_field(field)
+                if len(values) <= 1:
+                    del fields[i]
+                    if values:
+                        return values[0]
+                    continue
+                fields[i] = _make_field(key, field[1][: field[2]], values[1:])
+                return values[0]
+        raise KeyError(name)
+
+    def set_top(self, name: str, value: object) -> None:
+        """Replace the topmost ``name`` value, keeping the others (e.g. Via ``received``)."""
+        key = header_key(name)
+        fields = self._fields
+        for i, field in enumerate(fields):
+            if field[0] == key:
+                values = field[3] if field[3] is not None else _parse_field(field)
+                if values:
+                    fields[i] = _make_field(key, field[1][: field[2]], [value, *values[1:]])
+                    return
+        raise KeyError(name)
+
+    def set_body(self, body: bytes, content_type: str | None = None) -> None:
+        """Replace the body and keep Content-Length (and Content-Type) in step."""
+        self.body = body
+        self["Content-Length"] = len(body)
+        if content_type is not None:
+            self["Content-Type"] = content_type
+
+    def copy(self) -> Message:
+        """An independent copy; unchanged fields are shared, never copied."""
+        new = object.__new__(type(self))
+        new._fields = self._fields[:]
+        new.body = self.body
+        self._copy_start(new)
+        return new
+
+    def _copy_start(self, new: Any) -> None:
+        raise NotImplementedError
+
+    # -- serializing -----------------------------------------------------------
+
+    @property
+    def start_line(self) -> str:
+        """The request line or status line."""
+        raise NotImplementedError
+
+    def __bytes__(self) -> bytes:
+        lines = [self.start_line]
+        has_length = False
+        for field in self._fields:
+            lines.append(field[1])
+            if field[0] == "Content-Length":
+                has_length = True
+        if not has_length:
+            # RFC 3261 §18.3: stream transports need Content-Length, so always write it.
+            lines.append(f"Content-Length: {len(self.body)}")
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
+
+    def __str__(self) -> str:
+        return bytes(self).decode("utf-8", "replace")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Message) or type(self) is not type(other):
+            return NotImplemented
+        return (
+            self._start_key() == other._start_key()
+            and list(self.raw_headers()) == list(other.raw_headers())
+            and self.body == other.body
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _start_key(self) -> tuple[object, ...]:
+        raise NotImplementedError
+
+    # -- full check ----------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Parse every header and check what RFC 3261 requires of any message.
+
+        Raises:
+            ParseError: the first problem, with its line number and the status to answer.
+        """
+        line_no = 2
+        for field in self._fields:
+            if field[3] is None:
+                try:
+                    _parse_field(field)
+                except ParseError as exc:
+                    raise ParseError(
+                        f"bad {field[0]} header: {exc.reason}", line=line_no, text=field[1], status=exc.status
+                    ) from None
+            for value in field[3]:
+                if isinstance(value, Address) and not value.star:
+                    try:
+                        value.uri  # noqa: B018 - parsing is the check
+                    except ParseError as exc:
+                        raise ParseError(f"bad {field[0]} URI: {exc.reason}", line=line_no, text=field[1]) from None
+                elif isinstance(value, Text) and has_control(value.text):
+                    raise ParseError(f"control character in {field[0]}", line=line_no, text=field[1])
+            line_no += field[1].count("\n") + 1
+        # RFC 3261 §8.1.1: To, From, CSeq, Call-ID and Via are mandatory (RFC 4475 §3.3.1).
+        for key in REQUIRED:
+            if key not in self:
+                raise ParseError(f"missing {key} header")
+        # RFC 3261 §7.3.1: these headers appear once (RFC 4475 §3.3.8).
+        for key in SINGLE:
+            if len(self._all(key)) > 1:
+                raise ParseError(f"more than one {key} header")
+
+
+class Request(Message):
+    """A SIP request: ``method``, ``uri`` (the Request-URI) and headers."""
+
+    __slots__ = ("_uri", "_uri_text", "method")
+
+    method: str
+    _uri: URI | None
+    _uri_text: str
+
+    def __init__(self, method: str, uri: URI | str, headers: list[tuple[str, object]] | None = None, body: bytes = b"") -> None:
+        if not is_token(method):
+            raise LocalProtocolError(f"bad method {method!r}")
+        self.method = method
+        self.uri = uri  # type: ignore[assignment]
+        self._fields = []
+        self.body = body
+        for name, value in headers or ():
+            self.add(name, value)
+
+    @property
+    def uri(self) -> URI:
+        """The Request-URI (parsed on first access)."""
+        uri = self._uri
+        if uri is None:
+            uri = self._uri = parse_uri(self._uri_text)
+        return uri
+
+    @uri.setter
+    def uri(self, value: URI | str) -> None:
+        if isinstance(value, str):
+            value = parse_uri(value)
+        self._uri = value
+        self._uri_text = str(value)
+
+    @property
+    def start_line(self) -> str:
+        return f"{self.method} {self._uri_text} SIP/2.0"
+
+    def _copy_start(self, new: Any) -> None:
+        new.method = self.method
+        new._uri = self._uri
+        new._uri_text = self._uri_text
+
+    def _start_key(self) -> tuple[object, ...]:
+        return (self.method, self._uri_text)
+
+    def validate(self) -> None:
+        try:
+            uri = self.uri
+        except ParseError as exc:
+            raise ParseError(f"bad Request-URI: {exc.reason}", line=1, text=self._uri_text) from None
+        # RFC 3261 §19.1.1: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
+        if uri.headers:
+            raise ParseError("Request-URI must not carry headers", line=1, text=self._uri_text)
+        super().validate()
+        # RFC 3261 §8.1.1.5: the CSeq method matches the request method (RFC 4475 §3.1.2.17).
+        if self.cseq.method != self.method:
+            raise ParseError(f"CSeq method {self.cseq.method} does not match {self.method}")
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self._uri_text}>"
+
+
+class Response(Message):
+    """A SIP response: ``status``, ``reason`` and headers."""
+
+    __slots__ = ("reason", "status")
+
+    status: int
+    reason: str
+
+    def __init__(self, status: int, reason: str = "", headers: list[tuple[str, object]] | None = None, body: bytes = b"") -> None:
+        if not 100 <= status <= 699:
+            raise LocalProtocolError(f"status {status} is not 100-699")
+        if has_control(reason):
+            raise LocalProtocolError("reason phrase contains control characters")
+        self.status = status
+        self.reason = reason
+        self._fields = []
+        self.body = body
+        for name, value in headers or ():
+            self.add(name, value)
+
+    @property
+    def start_line(self) -> str:
+        return f"SIP/2.0 {self.status} {self.reason}"
+
+    @property
+    def method(self) -> str:
+        """The method of the request this answers (from CSeq)."""
+        return self.cseq.method
+
+    def _copy_start(self, new: Any) -> None:
+        new.status = self.status
+        new.reason = self.reason
+
+    def _start_key(self) -> tuple[object, ...]:
+        return (self.status, self.reason)
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.reason}>"
+
+
+def _parse_field(field: Field) -> list[HeaderValue]:
+    line: str = field[1]
+    values = parse_values(field[0], unfold(line[field[2] + 1 :]))
+    field[3] = values
+    return values
+
+
+def _make_field(key: str, name: str, value: object) -> Field:
+    if isinstance(value, list | tuple):
+        values = [make_value(key, v) for v in value]
+    else:
+        values = [make_value(key, value)]
+    written = name.strip(" \t")
+    if SPELLINGS.get(written) is not None or not is_token(written):
+        written = key
+    line = f"{written}: {', '.join(str(v) for v in values)}"
+    return [key, line, len(written), values]
+
+
+# -- parsing -------------------------------------------------------------------
+
+
+def parse_message(data: bytes, *, max_size: int | None = None) -> Request | Response:
+    """Parse one message received as a datagram (RFC 3261 §18.3 framing rules).
+
+    The body is what Content-Length says; octets after it are ignored (RFC 4475
+    §3.1.1.8). Without Content-Length the body is the rest of the datagram.
+
+    Raises:
+        ParseError: for any input that is not a SIP message; never anything else.
+    """
+    if max_size is not None and len(data) > max_size:
+        # RFC 3261 §18.1.1 / §21.5.14: too large for this server.
+        raise ParseError(f"message of {len(data)} bytes exceeds {max_size}", status=513)
+    if data[:2] == b"\r\n":
+        # RFC 3261 §7.5: ignore CRLFs before the start line.
+        data = data.lstrip(b"\r\n")
+    end = data.find(b"\r\n\r\n")
+    lf_end = data.find(b"\n\n", 0, end if end >= 0 else len(data))
+    if lf_end >= 0:
+        # DEVIATION RFC 3261 §7: bare-LF line ends are accepted (RFC 5118 archive bytes use them).
+        head = data[:lf_end].replace(b"\r\n", b"\n").decode("utf-8", "surrogateescape").replace("\n", "\r\n")
+        body_start = lf_end + 2
+    elif end >= 0:
+        head = data[:end].decode("utf-8", "surrogateescape")
+        body_start = end + 4
+    else:
+        raise ParseError("header section not terminated by an empty line")
+    if head.count("\n") != head.count("\r\n") or head.count("\r") != head.count("\n"):
+        raise ParseError("bare CR or LF inside the header section")
+    if "\r\n " in head or "\r\n\t" in head:
+        lines = _folded_lines(head)
+    else:
+        lines = head.split("\r\n")
+    msg = _parse_start(lines[0])
+    fields: list[Field] = []
+    lengths: list[str] = []
+    for line in lines[1:]:
+        colon = line.find(":")
+        if colon <= 0:
+            raise ParseError("header line without a name and ':'", line=_line_no(fields), text=line)
+        key = SPELLINGS.get(line[:colon])
+        if key is None:
+            try:
+                key = header_key(line[:colon])
+            except ParseError as exc:
+                raise exc.at_line(_line_no(fields), line) from None
+        if key == "Content-Length":
+            lengths.append(line[colon + 1 :])
+        fields.append([key, line, colon, None])
+    msg._fields = fields
+    msg.body = _datagram_body(data, body_start, lengths)
+    return msg
+
+
+def _line_no(fields: list[Field]) -> int:
+    return 2 + sum(field[1].count("\n") + 1 for field in fields)
+
+
+def _folded_lines(head: str) -> list[str]:
+    # RFC 3261 §7.3.1: a line that starts with SP/HTAB continues the previous one.
+    lines: list[str] = []
+    for line in head.split("\r\n"):
+        if line[:1] in (" ", "\t") and line:
+            if len(lines) < 2:
+                raise ParseError("continuation line before the first header", line=len(lines) + 1, text=line)
+            lines[-1] += "\r\n" + line
+        else:
+            lines.append(line)
+    return lines
+
+
+def _parse_start(line: str) -> Request | Response:
+    if line.startswith("SIP/"):
+        return _parse_status_line(line)
+    parts = line.split(" ")
+    # RFC 3261 §7.1: Method SP Request-URI SP SIP-Version, single spaces (RFC 4475 §3.1.2.9-10).
+    if len(parts) != 3 or not all(parts):
+        raise ParseError("request line is not 'Method SP Request-URI SP SIP/2.0'", line=1, text=line)
+    method, uri_text, version = parts
+    _check_version(version, line)
+    if not is_token(method):
+        raise ParseError(f"method {method[:30]!r} is not a token", line=1, text=line)
+    request = object.__new__(Request)
+    request.method = method
+    request._uri = None
+    request._uri_text = uri_text
+    return request
+
+
+def _check_version(version: str, line: str) -> None:
+    if version != "SIP/2.0" and version.upper() != "SIP/2.0":
+        name, _, number = version.partition("/")
+        major, dot, minor = number.partition(".")
+        if name.upper() == "SIP" and dot and major.isdigit() and minor.isdigit():
+            # RFC 3261 §8.2.1 / §21.5.6: 505 Version Not Supported (RFC 4475 §3.1.2.16).
+            raise ParseError(f"SIP version {number} not supported", line=1, text=line, status=505)
+        raise ParseError(f"bad SIP version {version[:20]!r}", line=1, text=line)
+
+
+def _parse_status_line(line: str) -> Response:
+    # RFC 3261 §7.2: SIP-Version SP Status-Code SP Reason-Phrase; the reason may be empty.
+    version, _, rest = line.partition(" ")
+    _check_version(version, line)
+    code, sep, reason = rest[:3], rest[3:4], rest[4:]
+    if not (code.isdigit() and code.isascii()) or sep not in (" ", ""):
+        raise ParseError("status code must be three digits (RFC 3261 §7.2)", line=1, text=line)
+    status = int(code)
+    if status < 100:
+        raise ParseError(f"status code {status} below 100", line=1, text=line)
+    response = object.__new__(Response)
+    response.status = status
+    response.reason = reason
+    return response
+
+
+def _datagram_body(data: bytes, start: int, lengths: list[str]) -> bytes:
+    if not lengths:
+        # RFC 3261 §18.3: on a datagram without Content-Length the body runs to its end.
+        return data[start:]
+    values = {unfold(text).strip(" \t") for text in lengths}
+    if len(values) > 1:
+        # RFC 3261 §18.3 / RFC 4475 §3.3.9: conflicting Content-Length values cannot frame.
+        raise ParseError("conflicting Content-Length headers")
+    length = parse_uint(values.pop(), what="Content-Length")
+    available = len(data) - start
+    if length > available:
+        # RFC 3261 §18.3: a datagram shorter than Content-Length is discarded (400 on UDP).
+        raise ParseError(f"Content-Length {length} exceeds the {available} body bytes received")
+    return data[start : start + length]

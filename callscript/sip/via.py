@@ -1,0 +1,186 @@
+"""Via header values (RFC 3261 §20.42, §18.2.1; RFC 3581 ``rport``).
+
+``Via: SIP / 2.0 / UDP host:port;branch=z9hG4bK...`` with LWS allowed around
+the slashes and the colon (RFC 3261 §25.1 SLASH, COLON; RFC 4475 §3.1.1.1).
+"""
+
+from __future__ import annotations
+
+import re
+
+from callscript.sip.abnf import Params, format_params, parse_params
+from callscript.sip.errors import LocalProtocolError, ParseError
+from callscript.sip.uri import _HOSTNAME_RE, _IPV4_RE, _IPV6_RE, ip_literal
+
+_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_FAST_RE = re.compile(
+    rf"SIP/2\.0/({_TOKEN}) ([A-Za-z0-9\-.]+|\[[0-9A-Fa-f:.]+\])(?::(\d{{1,5}}))?"
+    rf"((?:;{_TOKEN}(?:={_TOKEN})?)*)"
+)
+_SLOW_RE = re.compile(
+    rf"[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]+"
+    r"([A-Za-z0-9\-.]+|\[[^\]]*\])(?:[ \t]*:[ \t]*([0-9]+))?[ \t]*(;.*)?",
+    re.DOTALL,
+)
+
+# RFC 3261 §17.1.1.3: branches that start with the magic cookie are RFC 3261 branches.
+MAGIC_COOKIE = "z9hG4bK"
+
+
+class Via:
+    """One Via value: ``transport``, ``host``, ``port`` and ``params``.
+
+    Immutable; :meth:`with_params` builds a changed copy (a proxy adds
+    ``received``/``rport`` that way, RFC 3261 §18.2.1, RFC 3581 §4).
+    """
+
+    __slots__ = ("_text", "host", "params", "port", "protocol", "transport")
+
+    def __init__(
+        self,
+        transport: str,
+        host: str,
+        port: int | None = None,
+        params: Params | dict[str, str | None] | None = None,
+        protocol: str = "SIP/2.0",
+    ) -> None:
+        self.protocol = protocol
+        self.transport = transport.upper()
+        self.host = host
+        self.port = port
+        self.params = params if isinstance(params, Params) else Params(params or {})
+        self._text: str | None = None
+        for part in (transport, host, *(v for v in self.params.values() if v)):
+            if any(ch in part for ch in "\r\n ,;"):
+                raise LocalProtocolError(f"Via part {part!r} contains a separator")
+
+    @classmethod
+    def parse(cls, text: str) -> Via:
+        """Parse one Via value.
+
+        Raises:
+            ParseError: a malformed value (RFC 4475 §3.1.2.1 included).
+        """
+        return parse_via(text)
+
+    @property
+    def branch(self) -> str | None:
+        """The ``branch`` parameter, or ``None`` (RFC 2543 peers send none)."""
+        return self.params.get("branch")
+
+    @property
+    def received(self) -> str | None:
+        """The ``received`` parameter, or ``None``."""
+        return self.params.get("received")
+
+    @property
+    def rport(self) -> int | None:
+        """The ``rport`` value when it carries a port, else ``None``."""
+        value = self.params.get("rport")
+        return int(value) if value and value.isdigit() else None
+
+    @property
+    def sent_by(self) -> tuple[str, int | None]:
+        """``(host, port)`` as the sender wrote them."""
+        return self.host, self.port
+
+    @property
+    def value(self) -> str:
+        """The value as it prints."""
+        return str(self)
+
+    def with_params(self, **changes: str | None) -> Via:
+        """A copy with parameters added or replaced."""
+        return Via(self.transport, self.host, self.port, self.params.replace(**changes), self.protocol)
+
+    def __str__(self) -> str:
+        text = self._text
+        if text is None:
+            port = f":{self.port}" if self.port is not None else ""
+            params = format_params(self.params.items())
+            text = self._text = f"{self.protocol}/{self.transport} {self.host}{port}{params}"
+        return text
+
+    def __repr__(self) -> str:
+        return f"Via({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Via):
+            return NotImplemented
+        return (
+            self.transport == other.transport
+            and self.host.lower() == other.host.lower()
+            and self.port == other.port
+            and dict(self.params) == dict(other.params)
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.transport, self.host.lower(), self.port, self.branch))
+
+
+def parse_via(text: str) -> Via:
+    """Parse one Via value (see :class:`Via`)."""
+    match = _FAST_RE.fullmatch(text)
+    if match is not None:
+        transport, host, port, param_text = match.groups()
+        params: list[tuple[str, str | None]] = []
+        if param_text:
+            for chunk in param_text[1:].split(";"):
+                name, eq, value = chunk.partition("=")
+                params.append((name.lower(), value if eq else None))
+        protocol = "SIP/2.0"
+    else:
+        match = _SLOW_RE.fullmatch(text)
+        if match is None:
+            raise ParseError(f"malformed Via {text[:60]!r}", text=text)
+        name, version, transport, host, port, param_text = match.groups()
+        if name.upper() != "SIP":
+            raise ParseError(f"Via protocol {name!r} is not SIP", text=text)
+        if version != "2.0":
+            # RFC 3261 §8.1.1.7 / §21.5.6: another version is 505 (RFC 4475 §3.1.2.16).
+            raise ParseError(f"Via version SIP/{version} not supported", text=text, status=505)
+        protocol = "SIP/2.0"
+        params = parse_params(param_text or "")
+    via = Via.__new__(Via)
+    via.protocol = protocol
+    via.transport = transport.upper()
+    via.host = _checked_host(host, text)
+    via.port = _checked_port(port, text)
+    via.params = Params(params)
+    via._text = text
+    _check_via_params(via.params, text)
+    return via
+
+
+def _checked_host(host: str, text: str) -> str:
+    if host.startswith("["):
+        if not _IPV6_RE.fullmatch(host):
+            raise ParseError(f"bad IPv6 reference in Via {host!r}", text=text)
+    elif not (_HOSTNAME_RE.fullmatch(host) or _IPV4_RE.fullmatch(host)):
+        raise ParseError(f"bad host in Via {host!r}", text=text)
+    return host
+
+
+def _checked_port(port: str | None, text: str) -> int | None:
+    if port is None:
+        return None
+    if len(port) > 5 or int(port) > 65535:
+        raise ParseError(f"bad port in Via {port!r}", text=text)
+    return int(port)
+
+
+def _check_via_params(params: Params, text: str) -> None:
+    # RFC 3261 §20.42 / §25.1: via-ttl 0-255, via-received an address, via-branch a token.
+    ttl = params.get("ttl")
+    if ttl is not None and not (ttl.isdigit() and len(ttl) <= 3 and int(ttl) <= 255):
+        raise ParseError(f"bad ttl in Via {ttl!r}", text=text)
+    received = params.get("received")
+    # RFC 5118 §4.5: accept received with or without brackets.
+    if received is not None and ip_literal(received) is None:
+        raise ParseError(f"received={received!r} is not an IP address", text=text)
+    # RFC 3581 §3: rport is empty in requests and a port number in responses.
+    rport = params.get("rport")
+    if rport is not None and not (rport.isdigit() and len(rport) <= 5 and int(rport) <= 65535):
+        raise ParseError(f"bad rport in Via {rport!r}", text=text)
+    if "branch" in params and not params["branch"]:
+        raise ParseError("empty branch in Via", text=text)

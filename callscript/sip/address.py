@@ -23,7 +23,9 @@ from callscript.sip.uri import URI, parse_uri
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 # The common shapes, ``"Name" <uri>;tag=x`` and ``<uri>;tag=x``, without LWS surprises.
-_FAST_RE = re.compile(rf'(?:"([^"\\]*)" ?)?<([^<>\s"]+)>((?:;{_TOKEN}(?:={_TOKEN})?)*)')
+_FAST_RE = re.compile(
+    rf'(?:"([^"\\]*)" ?|({_TOKEN}(?: {_TOKEN})*) )?<([^<>\s"]+)>((?:;{_TOKEN}(?:={_TOKEN})?)*)'
+)
 
 
 class Address:
@@ -91,7 +93,7 @@ class Address:
     @property
     def tag(self) -> str | None:
         """The ``tag`` parameter (From/To), or ``None``."""
-        return self.params.get("tag")
+        return dict.get(self.params, "tag")
 
     @property
     def value(self) -> str:
@@ -138,13 +140,16 @@ def parse_address(text: str) -> Address:
     match = _FAST_RE.fullmatch(text)
     if match is not None:
         addr = Address.__new__(Address)
-        addr.display = match.group(1)
+        quoted, plain, addr._uri_text, param_text = match.groups()
+        addr.display = quoted if quoted is not None else plain
         addr._uri = None
-        addr._uri_text = match.group(2)
-        param_text = match.group(3)
-        addr.params = (
-            Params(_split_simple_params(param_text)) if param_text else Params()
-        )
+        if not param_text:
+            addr.params = Params()
+        elif param_text.count(";") == 1:
+            name, eq, value = param_text[1:].partition("=")
+            addr.params = Params({name.lower(): value if eq else None})
+        else:
+            addr.params = Params(_split_simple_params(param_text))
         addr.star = False
         addr._text = text
         return addr

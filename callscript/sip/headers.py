@@ -280,6 +280,8 @@ _DATE_RE = re.compile(
     r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), (\d{2}) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
     r"(\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT"
 )
+_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
+_CALL_ID_RE = re.compile(rf"{_WORD}(?:@{_WORD})?")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _MEDIA_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*(;.*)?", re.S)
 _WARNING_RE = re.compile(r"(\d{3}) ([^ ]+) (\".*\")", re.S)
@@ -306,6 +308,9 @@ def parse_cseq(text: str) -> CSeq:
     parts = text.split()
     if len(parts) != 2 or not is_token(parts[1]):
         raise ParseError(f"malformed CSeq {text[:40]!r}", text=text)
+    number = parts[0]
+    if len(number) < 10 and number.isdigit() and number.isascii():
+        return CSeq(int(number), parts[1])
     # RFC 3261 §8.1.1.5: the sequence number is a 32-bit unsigned integer (RFC 4475 §3.1.2.4).
     return CSeq(parse_uint(parts[0], what="CSeq number"), parts[1])
 
@@ -313,6 +318,8 @@ def parse_cseq(text: str) -> CSeq:
 def parse_call_id(text: str) -> Text:
     """RFC 3261 §20.8: ``word [ "@" word ]``."""
     value = text.strip(WSP)
+    if _CALL_ID_RE.fullmatch(value) is not None:
+        return Text(value)
     local, at, host = value.partition("@")
     if not is_word(local) or (at and not is_word(host)):
         raise ParseError(f"malformed Call-ID {value[:40]!r}", text=text)
@@ -437,6 +444,10 @@ PARSERS: MappingProxyType[str, Callable[[str], Header | Address | Via]] = Mappin
 )
 
 HeaderValue = Header | Address | Via
+# Parsers of the headers that hold exactly one value per line: the hot path skips list splitting.
+SINGLE_PARSERS = MappingProxyType(
+    {key: parser for key, parser in PARSERS.items() if key not in LIST_HEADERS}
+)
 
 
 def parse_values(key: str, text: str) -> list[HeaderValue]:

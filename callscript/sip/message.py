@@ -9,14 +9,17 @@ the first time it is read. A field that nobody changed serializes exactly as
 received. :meth:`Message.validate` parses and checks everything, as a server
 does before it answers; the hot path never needs it.
 
-Each field is a small list ``[key, line, colon, values]``: the header key,
-the raw line (folds included), the index of its colon, and the parsed values
-(``None`` until first read). Fields are never changed in place, only replaced,
-so :meth:`Message.copy` can share them.
+Headers live in two parallel lists, ``_keys`` (the header key of each line)
+and ``_lines`` (the raw line, folds included). Parsed values are cached in
+``_parsed``, keyed by the line text itself: a line always parses to the same
+values, so the cache survives inserts and removals, and copies share it.
+Lines are never changed in place, only replaced.
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -26,6 +29,7 @@ from callscript.sip.errors import LocalProtocolError, ParseError
 from callscript.sip.headers import (
     LIST_HEADERS,
     REPEATED_HEADERS,
+    SINGLE_PARSERS,
     SPELLINGS,
     CSeq,
     HeaderValue,
@@ -39,7 +43,7 @@ from callscript.sip.headers import (
 from callscript.sip.uri import URI, parse_uri
 from callscript.sip.via import Via
 
-Field = list[Any]  # [key: str, line: str, colon: int, values: list[HeaderValue] | None]
+_CONTENT_LENGTH = sys.intern("Content-Length")
 
 # RFC 3261 §8.1.1: headers that a request (and its responses) must carry, once each.
 REQUIRED = ("To", "From", "CSeq", "Call-ID", "Via")
@@ -55,9 +59,11 @@ class Message:
     always a list. Header names are case-insensitive and compact forms work.
     """
 
-    __slots__ = ("_fields", "body")
+    __slots__ = ("_keys", "_lines", "_parsed", "body")
 
-    _fields: list[Field]
+    _keys: list[str]
+    _lines: list[str]
+    _parsed: dict[str, list[HeaderValue]]
     body: bytes
 
     # -- reading -------------------------------------------------------------
@@ -66,14 +72,10 @@ class Message:
         key = SPELLINGS.get(name) or header_key(name)
         if key in LIST_HEADERS or key in REPEATED_HEADERS:
             return self._all(key)
-        for field in self._fields:
-            if field[0] == key:
-                values = field[3]
-                if values is None:
-                    values = _parse_field(field)
-                if values:
-                    return values[0]
-        raise KeyError(name)
+        value = self._first(key)
+        if value is None:
+            raise KeyError(name)
+        return value
 
     def get(self, name: str, default: Any = None) -> Any:
         """Like ``msg[name]``, but ``default`` when the header is absent."""
@@ -86,28 +88,50 @@ class Message:
         """Every value of header ``name`` in order, top first (``[]`` when absent)."""
         return self._all(SPELLINGS.get(name) or header_key(name))
 
+    def _values(self, line: str) -> list[HeaderValue]:
+        values = self._parsed.get(line)
+        if values is None:
+            values = self._parsed[line] = _parse_line(line)
+        return values
+
+    def _first(self, key: str) -> HeaderValue | None:
+        keys = self._keys
+        if key not in keys:
+            return None
+        i = keys.index(key)
+        while True:
+            line = self._lines[i]
+            values = self._parsed.get(line)
+            if values is None:
+                values = self._parsed[line] = _parse_line(line, key)
+            if values:
+                return values[0]
+            try:
+                i = keys.index(key, i + 1)
+            except ValueError:
+                return None
+
     def _all(self, key: str) -> list[HeaderValue]:
         out: list[HeaderValue] = []
-        for field in self._fields:
-            if field[0] == key:
-                values = field[3]
-                out += values if values is not None else _parse_field(field)
+        lines = self._lines
+        for i, k in enumerate(self._keys):
+            if k == key:
+                out += self._values(lines[i])
         return out
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = SPELLINGS.get(name) or header_key(name)
-        return any(field[0] == key for field in self._fields)
+        return (SPELLINGS.get(name) or header_key(name)) in self._keys
 
     def header_names(self) -> list[str]:
         """Header keys in order of appearance, one per header line."""
-        return [field[0] for field in self._fields]
+        return list(self._keys)
 
     def raw_headers(self) -> Iterator[tuple[str, str]]:
         """``(key, value text)`` per header line, unfolded and trimmed, in order."""
-        for field in self._fields:
-            yield field[0], unfold(field[1][field[2] + 1 :]).strip(" \t")
+        for key, line in zip(self._keys, self._lines, strict=True):
+            yield key, unfold(line[line.find(":") + 1 :]).strip(" \t")
 
     # -- typed accessors for the stack (raise ParseError when missing or bad) --
 
@@ -144,7 +168,7 @@ class Message:
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards, or ``None`` when absent (RFC 2543 peers omit it)."""
-        value = self.get("Max-Forwards")
+        value = self._first("Max-Forwards")
         return None if value is None else cast(Number, value).number
 
     @property
@@ -153,28 +177,37 @@ class Message:
         return cast(list[Address], self._all("Contact"))
 
     def _required(self, key: str) -> HeaderValue:
-        for field in self._fields:
-            if field[0] == key:
-                values = field[3]
-                if values is None:
-                    values = _parse_field(field)
-                if values:
-                    return values[0]
-        raise ParseError(f"missing {key} header")
+        value = self._first(key)
+        if value is None:
+            raise ParseError(f"missing {key} header")
+        return value
 
     # -- changing ------------------------------------------------------------
+
+    def _new_line(self, key: str, name: str, value: object) -> str:
+        values = [make_value(key, v) for v in value] if isinstance(value, list | tuple) else [make_value(key, value)]
+        written = name.strip(" \t")
+        if SPELLINGS.get(written) is not None or not is_token(written):
+            written = key
+        line = f"{written}: {', '.join(str(v) for v in values)}"
+        self._parsed[line] = values
+        return line
 
     def __setitem__(self, name: str, value: object) -> None:
         """Replace every ``name`` header with ``value`` (a list gives several values)."""
         key = header_key(name)
-        field = _make_field(key, name, value)
-        fields = self._fields
-        for i, existing in enumerate(fields):
-            if existing[0] == key:
-                fields[i] = field
-                self._fields = [f for j, f in enumerate(fields) if j <= i or f[0] != key]
-                return
-        fields.append(field)
+        line = self._new_line(key, name, value)
+        keys = self._keys
+        if key not in keys:
+            keys.append(key)
+            self._lines.append(line)
+            return
+        first = keys.index(key)
+        self._lines[first] = line
+        if keys.count(key) > 1:
+            kept = [(k, ln) for i, (k, ln) in enumerate(zip(keys, self._lines, strict=True)) if i <= first or k != key]
+            self._keys = [k for k, _ in kept]
+            self._lines = [ln for _, ln in kept]
 
     def __delitem__(self, name: str) -> None:
         if not self.discard(name):
@@ -183,13 +216,18 @@ class Message:
     def discard(self, name: str) -> int:
         """Remove every ``name`` header; returns how many lines went."""
         key = header_key(name)
-        before = len(self._fields)
-        self._fields = [f for f in self._fields if f[0] != key]
-        return before - len(self._fields)
+        count = self._keys.count(key)
+        if count:
+            kept = [(k, ln) for k, ln in zip(self._keys, self._lines, strict=True) if k != key]
+            self._keys = [k for k, _ in kept]
+            self._lines = [ln for _, ln in kept]
+        return count
 
     def add(self, name: str, value: object) -> None:
         """Append a ``name`` header line after all the others."""
-        self._fields.append(_make_field(header_key(name), name, value))
+        key = header_key(name)
+        self._lines.append(self._new_line(key, name, value))
+        self._keys.append(key)
 
     def insert(self, name: str, value: object) -> None:
         """Put a ``name`` value on top: before the first ``name`` line, else first of all.
@@ -198,13 +236,10 @@ class Message:
         Record-Route (§16.6 step 4).
         """
         key = header_key(name)
-        field = _make_field(key, name, value)
-        fields = self._fields
-        for i, existing in enumerate(fields):
-            if existing[0] == key:
-                fields.insert(i, field)
-                return
-        fields.insert(0, field)
+        keys = self._keys
+        i = keys.index(key) if key in keys else 0
+        self._lines.insert(i, self._new_line(key, name, value))
+        keys.insert(i, key)
 
     def pop(self, name: str) -> HeaderValue:
         """Remove and return the topmost ``name`` value (RFC 3261 §16.7 step 3 for Via).
@@ -213,28 +248,29 @@ class Message:
             KeyError: no such header.
         """
         key = header_key(name)
-        fields = self._fields
-        for i, field in enumerate(fields):
-            if field[0] == key:
-                values = field[3] if field[3] is not None else _parse_field(field)
-                if len(values) <= 1:
-                    del fields[i]
-                    if values:
-                        return values[0]
-                    continue
-                fields[i] = _make_field(key, field[1][: field[2]], values[1:])
+        keys, lines = self._keys, self._lines
+        while key in keys:
+            i = keys.index(key)
+            line = lines[i]
+            values = self._values(line)
+            if len(values) > 1:
+                lines[i] = self._new_line(key, line[: line.find(":")], values[1:])
+                return values[0]
+            del keys[i], lines[i]
+            if values:
                 return values[0]
         raise KeyError(name)
 
     def set_top(self, name: str, value: object) -> None:
         """Replace the topmost ``name`` value, keeping the others (e.g. Via ``received``)."""
         key = header_key(name)
-        fields = self._fields
-        for i, field in enumerate(fields):
-            if field[0] == key:
-                values = field[3] if field[3] is not None else _parse_field(field)
+        keys, lines = self._keys, self._lines
+        for i, k in enumerate(keys):
+            if k == key:
+                line = lines[i]
+                values = self._values(line)
                 if values:
-                    fields[i] = _make_field(key, field[1][: field[2]], [value, *values[1:]])
+                    lines[i] = self._new_line(key, line[: line.find(":")], [value, *values[1:]])
                     return
         raise KeyError(name)
 
@@ -246,9 +282,11 @@ class Message:
             self["Content-Type"] = content_type
 
     def copy(self) -> Message:
-        """An independent copy; unchanged fields are shared, never copied."""
+        """An independent copy; header lines and their parsed values are shared."""
         new = object.__new__(type(self))
-        new._fields = self._fields[:]
+        new._keys = self._keys[:]
+        new._lines = self._lines[:]
+        new._parsed = self._parsed
         new.body = self.body
         self._copy_start(new)
         return new
@@ -264,13 +302,8 @@ class Message:
         raise NotImplementedError
 
     def __bytes__(self) -> bytes:
-        lines = [self.start_line]
-        has_length = False
-        for field in self._fields:
-            lines.append(field[1])
-            if field[0] == "Content-Length":
-                has_length = True
-        if not has_length:
+        lines = [self.start_line, *self._lines]
+        if _CONTENT_LENGTH not in self._keys:
             # RFC 3261 §18.3: stream transports need Content-Length, so always write it.
             lines.append(f"Content-Length: {len(self.body)}")
         lines.append("\r\n")
@@ -302,26 +335,25 @@ class Message:
             ParseError: the first problem, with its line number and the status to answer.
         """
         line_no = 2
-        for field in self._fields:
-            if field[3] is None:
-                try:
-                    _parse_field(field)
-                except ParseError as exc:
-                    raise ParseError(
-                        f"bad {field[0]} header: {exc.reason}", line=line_no, text=field[1], status=exc.status
-                    ) from None
-            for value in field[3]:
+        for key, line in zip(self._keys, self._lines, strict=True):
+            try:
+                values = self._values(line)
+            except ParseError as exc:
+                raise ParseError(
+                    f"bad {key} header: {exc.reason}", line=line_no, text=line, status=exc.status
+                ) from None
+            for value in values:
                 if isinstance(value, Address) and not value.star:
                     try:
                         value.uri  # noqa: B018 - parsing is the check
                     except ParseError as exc:
-                        raise ParseError(f"bad {field[0]} URI: {exc.reason}", line=line_no, text=field[1]) from None
+                        raise ParseError(f"bad {key} URI: {exc.reason}", line=line_no, text=line) from None
                 elif isinstance(value, Text) and has_control(value.text):
-                    raise ParseError(f"control character in {field[0]}", line=line_no, text=field[1])
-            line_no += field[1].count("\n") + 1
+                    raise ParseError(f"control character in {key}", line=line_no, text=line)
+            line_no += line.count("\n") + 1
         # RFC 3261 §8.1.1: To, From, CSeq, Call-ID and Via are mandatory (RFC 4475 §3.3.1).
         for key in REQUIRED:
-            if key not in self:
+            if key not in self._keys:
                 raise ParseError(f"missing {key} header")
         # RFC 3261 §7.3.1: these headers appear once (RFC 4475 §3.3.8).
         for key in SINGLE:
@@ -343,7 +375,9 @@ class Request(Message):
             raise LocalProtocolError(f"bad method {method!r}")
         self.method = method
         self.uri = uri  # type: ignore[assignment]
-        self._fields = []
+        self._keys = []
+        self._lines = []
+        self._parsed = {}
         self.body = body
         for name, value in headers or ():
             self.add(name, value)
@@ -407,7 +441,9 @@ class Response(Message):
             raise LocalProtocolError("reason phrase contains control characters")
         self.status = status
         self.reason = reason
-        self._fields = []
+        self._keys = []
+        self._lines = []
+        self._parsed = {}
         self.body = body
         for name, value in headers or ():
             self.add(name, value)
@@ -432,23 +468,19 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
-def _parse_field(field: Field) -> list[HeaderValue]:
-    line: str = field[1]
-    values = parse_values(field[0], unfold(line[field[2] + 1 :]))
-    field[3] = values
-    return values
-
-
-def _make_field(key: str, name: str, value: object) -> Field:
-    if isinstance(value, list | tuple):
-        values = [make_value(key, v) for v in value]
-    else:
-        values = [make_value(key, value)]
-    written = name.strip(" \t")
-    if SPELLINGS.get(written) is not None or not is_token(written):
-        written = key
-    line = f"{written}: {', '.join(str(v) for v in values)}"
-    return [key, line, len(written), values]
+def _parse_line(line: str, key: str | None = None) -> list[HeaderValue]:
+    colon = line.find(":")
+    if colon <= 0:
+        raise ParseError("header line without ':'", text=line)
+    if key is None:
+        key = SPELLINGS.get(line[:colon]) or header_key(line[:colon])
+    text = line[colon + 1 :]
+    if "\n" in text:
+        text = unfold(text)
+    parser = SINGLE_PARSERS.get(key)
+    if parser is not None:
+        return [parser(text.strip(" \t"))]
+    return parse_values(key, text)
 
 
 # -- parsing -------------------------------------------------------------------
@@ -470,51 +502,55 @@ def parse_message(data: bytes, *, max_size: int | None = None) -> Request | Resp
         # RFC 3261 §7.5: ignore CRLFs before the start line.
         data = data.lstrip(b"\r\n")
     end = data.find(b"\r\n\r\n")
-    lf_end = data.find(b"\n\n", 0, end if end >= 0 else len(data))
-    if lf_end >= 0:
-        # DEVIATION RFC 3261 §7: bare-LF line ends are accepted (RFC 5118 archive bytes use them).
-        head = data[:lf_end].replace(b"\r\n", b"\n").decode("utf-8", "surrogateescape").replace("\n", "\r\n")
-        body_start = lf_end + 2
-    elif end >= 0:
+    if end >= 0:
         head = data[:end].decode("utf-8", "surrogateescape")
         body_start = end + 4
     else:
-        raise ParseError("header section not terminated by an empty line")
-    if head.count("\n") != head.count("\r\n") or head.count("\r") != head.count("\n"):
+        end = data.find(b"\n\n")
+        if end < 0:
+            raise ParseError("header section not terminated by an empty line")
+        # DEVIATION RFC 3261 §7: bare-LF line ends are accepted (RFC 5118 archive bytes use them).
+        head = data[:end].replace(b"\r\n", b"\n").decode("utf-8", "surrogateescape").replace("\n", "\r\n")
+        body_start = end + 2
+    lines = head.split("\r\n")
+    # Every CR and LF of the header section must belong to a CRLF line end.
+    if head.count("\r") != len(lines) - 1 or head.count("\n") != len(lines) - 1:
         raise ParseError("bare CR or LF inside the header section")
     if "\r\n " in head or "\r\n\t" in head:
-        lines = _folded_lines(head)
-    else:
-        lines = head.split("\r\n")
+        lines = _folded_lines(lines)
     msg = _parse_start(lines[0])
-    fields: list[Field] = []
-    lengths: list[str] = []
-    for line in lines[1:]:
-        colon = line.find(":")
-        if colon <= 0:
-            raise ParseError("header line without a name and ':'", line=_line_no(fields), text=line)
-        key = SPELLINGS.get(line[:colon])
-        if key is None:
-            try:
-                key = header_key(line[:colon])
-            except ParseError as exc:
-                raise exc.at_line(_line_no(fields), line) from None
-        if key == "Content-Length":
-            lengths.append(line[colon + 1 :])
-        fields.append([key, line, colon, None])
-    msg._fields = fields
+    del lines[0]
+    spelling = SPELLINGS.get
+    keys = [spelling(line.partition(":")[0]) for line in lines]
+    if None in keys:
+        keys = [key or _slow_key(line, i) for i, (key, line) in enumerate(zip(keys, lines, strict=True))]
+    if _CONTENT_LENGTH not in keys:
+        lengths = []
+    elif keys.count(_CONTENT_LENGTH) == 1:
+        lengths = [lines[keys.index(_CONTENT_LENGTH)]]
+    else:
+        lengths = [line for key, line in zip(keys, lines, strict=True) if key == _CONTENT_LENGTH]
+    msg._keys = keys
+    msg._lines = lines
+    msg._parsed = {}
     msg.body = _datagram_body(data, body_start, lengths)
     return msg
 
 
-def _line_no(fields: list[Field]) -> int:
-    return 2 + sum(field[1].count("\n") + 1 for field in fields)
+def _slow_key(line: str, index: int) -> str:
+    colon = line.find(":")
+    if colon <= 0:
+        raise ParseError("header line without a name and ':'", line=index + 2, text=line)
+    try:
+        return header_key(line[:colon])
+    except ParseError as exc:
+        raise exc.at_line(index + 2, line) from None
 
 
-def _folded_lines(head: str) -> list[str]:
+def _folded_lines(raw_lines: list[str]) -> list[str]:
     # RFC 3261 §7.3.1: a line that starts with SP/HTAB continues the previous one.
     lines: list[str] = []
-    for line in head.split("\r\n"):
+    for line in raw_lines:
         if line[:1] in (" ", "\t") and line:
             if len(lines) < 2:
                 raise ParseError("continuation line before the first header", line=len(lines) + 1, text=line)
@@ -524,7 +560,16 @@ def _folded_lines(head: str) -> list[str]:
     return lines
 
 
+_REQUEST_LINE_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+) ([^ ]+) SIP/2\.0")
+
+
 def _parse_start(line: str) -> Request | Response:
+    match = _REQUEST_LINE_RE.fullmatch(line)
+    if match is not None:
+        request = object.__new__(Request)
+        request.method, request._uri_text = match.groups()
+        request._uri = None
+        return request
     if line.startswith("SIP/"):
         return _parse_status_line(line)
     parts = line.split(" ")
@@ -572,6 +617,14 @@ def _datagram_body(data: bytes, start: int, lengths: list[str]) -> bytes:
     if not lengths:
         # RFC 3261 §18.3: on a datagram without Content-Length the body runs to its end.
         return data[start:]
+    if len(lengths) == 1:
+        line = lengths[0]
+        text = line[line.find(":") + 1 :].strip(" \t")
+        if text.isdigit() and len(text) < 9 and text.isascii():
+            length = int(text)
+            if length <= len(data) - start:
+                return data[start : start + length]
+    lengths = [line[line.find(":") + 1 :] for line in lengths]
     values = {unfold(text).strip(" \t") for text in lengths}
     if len(values) > 1:
         # RFC 3261 §18.3 / RFC 4475 §3.3.9: conflicting Content-Length values cannot frame.

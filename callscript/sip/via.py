@@ -13,10 +13,13 @@ from callscript.sip.errors import LocalProtocolError, ParseError
 from callscript.sip.uri import _HOSTNAME_RE, _IPV4_RE, _IPV6_RE, ip_literal
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
 _FAST_RE = re.compile(
-    rf"SIP/2\.0/({_TOKEN}) ([A-Za-z0-9\-.]+|\[[0-9A-Fa-f:.]+\])(?::(\d{{1,5}}))?"
+    rf"SIP/2\.0/({_TOKEN}) ((?:{_LABEL}\.)*{_LABEL}\.?|\[[0-9A-Fa-f:.]+\])(?::([0-9]{{1,5}}))?"
     rf"((?:;{_TOKEN}(?:={_TOKEN})?)*)"
 )
+# Parameters whose values parse_via checks beyond the token grammar.
+_CHECKED_RE = re.compile(r";(?:ttl|received|rport=|branch(?:;|$))", re.IGNORECASE)
 _SLOW_RE = re.compile(
     rf"[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]+"
     r"([A-Za-z0-9\-.]+|\[[^\]]*\])(?:[ \t]*:[ \t]*([0-9]+))?[ \t]*(;.*)?",
@@ -66,12 +69,12 @@ class Via:
     @property
     def branch(self) -> str | None:
         """The ``branch`` parameter, or ``None`` (RFC 2543 peers send none)."""
-        return self.params.get("branch")
+        return dict.get(self.params, "branch")
 
     @property
     def received(self) -> str | None:
         """The ``received`` parameter, or ``None``."""
-        return self.params.get("received")
+        return dict.get(self.params, "received")
 
     @property
     def rport(self) -> int | None:
@@ -121,32 +124,49 @@ class Via:
 def parse_via(text: str) -> Via:
     """Parse one Via value (see :class:`Via`)."""
     match = _FAST_RE.fullmatch(text)
-    if match is not None:
-        transport, host, port, param_text = match.groups()
-        params: list[tuple[str, str | None]] = []
-        if param_text:
-            for chunk in param_text[1:].split(";"):
-                name, eq, value = chunk.partition("=")
-                params.append((name.lower(), value if eq else None))
-        protocol = "SIP/2.0"
-    else:
-        match = _SLOW_RE.fullmatch(text)
-        if match is None:
-            raise ParseError(f"malformed Via {text[:60]!r}", text=text)
-        name, version, transport, host, port, param_text = match.groups()
-        if name.upper() != "SIP":
-            raise ParseError(f"Via protocol {name!r} is not SIP", text=text)
-        if version != "2.0":
-            # RFC 3261 §8.1.1.7 / §21.5.6: another version is 505 (RFC 4475 §3.1.2.16).
-            raise ParseError(f"Via version SIP/{version} not supported", text=text, status=505)
-        protocol = "SIP/2.0"
-        params = parse_params(param_text or "")
+    if match is None:
+        return _parse_via_slow(text)
+    transport, host, port, param_text = match.groups()
     via = Via.__new__(Via)
-    via.protocol = protocol
+    via.protocol = "SIP/2.0"
+    via.transport = transport if transport in _TRANSPORTS else transport.upper()
+    via.host = host
+    via.port = None if port is None else int(port)
+    if via.port is not None and via.port > 65535:
+        raise ParseError(f"bad port in Via {port!r}", text=text)
+    if param_text:
+        params: list[tuple[str, str | None]] = []
+        for chunk in param_text[1:].split(";"):
+            name, eq, value = chunk.partition("=")
+            params.append((name.lower(), value if eq else None))
+        via.params = Params(params)
+        if _CHECKED_RE.search(param_text) is not None:
+            _check_via_params(via.params, text)
+    else:
+        via.params = Params()
+    via._text = text
+    return via
+
+
+_TRANSPORTS = frozenset({"UDP", "TCP", "TLS", "SCTP", "WS", "WSS"})
+
+
+def _parse_via_slow(text: str) -> Via:
+    match = _SLOW_RE.fullmatch(text)
+    if match is None:
+        raise ParseError(f"malformed Via {text[:60]!r}", text=text)
+    name, version, transport, host, port, param_text = match.groups()
+    if name.upper() != "SIP":
+        raise ParseError(f"Via protocol {name!r} is not SIP", text=text)
+    if version != "2.0":
+        # RFC 3261 §8.1.1.7 / §21.5.6: another version is 505 (RFC 4475 §3.1.2.16).
+        raise ParseError(f"Via version SIP/{version} not supported", text=text, status=505)
+    via = Via.__new__(Via)
+    via.protocol = "SIP/2.0"
     via.transport = transport.upper()
     via.host = _checked_host(host, text)
     via.port = _checked_port(port, text)
-    via.params = Params(params)
+    via.params = Params(parse_params(param_text or ""))
     via._text = text
     _check_via_params(via.params, text)
     return via
@@ -164,23 +184,28 @@ def _checked_host(host: str, text: str) -> str:
 def _checked_port(port: str | None, text: str) -> int | None:
     if port is None:
         return None
-    if len(port) > 5 or int(port) > 65535:
+    if len(port) > 5 or int(port) > 65535 or not port.isascii():
         raise ParseError(f"bad port in Via {port!r}", text=text)
     return int(port)
 
 
 def _check_via_params(params: Params, text: str) -> None:
+    get = dict.get  # keys are stored lower-cased, so the plain lookup is exact
     # RFC 3261 §20.42 / §25.1: via-ttl 0-255, via-received an address, via-branch a token.
-    ttl = params.get("ttl")
+    ttl = get(params, "ttl")
     if ttl is not None and not (ttl.isdigit() and len(ttl) <= 3 and int(ttl) <= 255):
         raise ParseError(f"bad ttl in Via {ttl!r}", text=text)
-    received = params.get("received")
+    received = get(params, "received")
     # RFC 5118 §4.5: accept received with or without brackets.
-    if received is not None and ip_literal(received) is None:
+    if received is not None and not _is_ipv4(received) and ip_literal(received) is None:
         raise ParseError(f"received={received!r} is not an IP address", text=text)
     # RFC 3581 §3: rport is empty in requests and a port number in responses.
-    rport = params.get("rport")
+    rport = get(params, "rport")
     if rport is not None and not (rport.isdigit() and len(rport) <= 5 and int(rport) <= 65535):
         raise ParseError(f"bad rport in Via {rport!r}", text=text)
-    if "branch" in params and not params["branch"]:
+    if dict.__contains__(params, "branch") and not get(params, "branch"):
         raise ParseError("empty branch in Via", text=text)
+
+
+def _is_ipv4(text: str) -> bool:
+    return _IPV4_RE.fullmatch(text) is not None and all(int(part) <= 255 for part in text.split("."))

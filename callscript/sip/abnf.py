@@ -226,7 +226,7 @@ class Params(dict[str, str | None]):
             return default
 
     def replace(self, **changes: str | None) -> Params:
-        """A copy with ``changes`` applied; a value of ``...`` is not allowed, use :meth:`without`."""
+        """A copy with ``changes`` applied; remove parameters with :meth:`without`."""
         new = dict(self)
         for name, value in changes.items():
             new[name.lower()] = value
@@ -243,13 +243,13 @@ class Params(dict[str, str | None]):
     def _readonly(self, *args: object, **kwargs: object) -> None:
         raise TypeError("Params are read-only; use replace() or without()")
 
-    __setitem__ = _readonly  # type: ignore[assignment]
-    __delitem__ = _readonly  # type: ignore[assignment]
-    update = _readonly  # type: ignore[assignment]
-    pop = _readonly  # type: ignore[assignment]
+    __setitem__ = _readonly
+    __delitem__ = _readonly
+    update = _readonly
+    pop = _readonly
     popitem = _readonly  # type: ignore[assignment]
-    setdefault = _readonly  # type: ignore[assignment]
-    clear = _readonly  # type: ignore[assignment]
+    setdefault = _readonly
+    clear = _readonly
     __ior__ = _readonly  # type: ignore[assignment]
 
     def __hash__(self) -> int:  # type: ignore[override]

@@ -70,7 +70,7 @@ class Address:
 
     @classmethod
     def any(cls) -> Address:
-        """The ``Contact: *`` wildcard of a REGISTER that removes all bindings (RFC 3261 §10.2.2)."""
+        """The ``Contact: *`` wildcard that removes all bindings (RFC 3261 §10.2.2)."""
         star = cls.__new__(cls)
         star._uri = None
         star._uri_text = "*"
@@ -106,7 +106,9 @@ class Address:
 
     def replace(self, *, uri: URI | None = None, display: str | None = None) -> Address:
         """A copy with another URI or display name."""
-        return Address(uri or self.uri, display if display is not None else self.display, self.params)
+        return Address(
+            uri or self.uri, display if display is not None else self.display, self.params
+        )
 
     def __str__(self) -> str:
         text = self._text
@@ -181,7 +183,9 @@ def _parse_address_slow(original: str) -> Address:
             if words:
                 for word in words.split():
                     if not is_token(word):
-                        raise ParseError(f"display name {words[:40]!r} must be quoted", text=original)
+                        raise ParseError(
+                            f"display name {words[:40]!r} must be quoted", text=original
+                        )
                 display = " ".join(words.split())
             uri_text, rest = _angle(text[lt:], original)
         else:
@@ -191,7 +195,7 @@ def _parse_address_slow(original: str) -> Address:
             rest = semi + params_text
             if not uri_text:
                 raise ParseError("empty address", text=original)
-            # RFC 3261 §20: a URI with ',', '?' or ';' must be enclosed in '<>' (RFC 4475 §3.1.2.13).
+            # RFC 3261 §20: a URI with ',', '?' or ';' must be in '<>' (RFC 4475 §3.1.2.13).
             if "?" in uri_text or "," in uri_text:
                 raise ParseError("a URI with '?' or ',' must be enclosed in '<>'", text=original)
     uri = parse_uri(uri_text)

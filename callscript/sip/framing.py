@@ -19,7 +19,9 @@ from callscript.sip.errors import LocalProtocolError, ParseError
 
 PING = b"\r\n\r\n"
 PONG = b"\r\n"
-_LENGTH_RE = re.compile(rb"\r\n(?:content-length|l)[ \t]*:[ \t]*(?:\r\n[ \t]+)?([^\r\n]*)", re.IGNORECASE)
+_LENGTH_RE = re.compile(
+    rb"\r\n(?:content-length|l)[ \t]*:[ \t]*(?:\r\n[ \t]+)?([^\r\n]*)", re.IGNORECASE
+)
 
 
 class StreamFramer:
@@ -77,13 +79,17 @@ class StreamFramer:
             if end < 0:
                 self._scan = max(self._pos, len(buf) - 3)
                 if len(buf) - self._pos > self.max_size:
-                    raise ParseError(f"header section longer than {self.max_size} bytes", status=513)
+                    raise ParseError(
+                        f"header section longer than {self.max_size} bytes", status=513
+                    )
                 self._compact()
                 return False
             head = bytes(buf[self._pos : end])
             self._need = end + 4 - self._pos + self._content_length(head)
             if self._need > self.max_size:
-                raise ParseError(f"message of {self._need} bytes exceeds {self.max_size}", status=513)
+                raise ParseError(
+                    f"message of {self._need} bytes exceeds {self.max_size}", status=513
+                )
         if len(buf) - self._pos < self._need:
             self._compact()
             return False

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 from callscript.sip.abnf import (
@@ -41,7 +41,7 @@ COMPACT = MappingProxyType(
 )  # fmt: skip
 
 
-KNOWN = (
+_KNOWN = (
     "Accept", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow", "Authentication-Info",
     "Authorization", "Call-ID", "Call-Info", "Contact", "Content-Disposition", "Content-Encoding",
     "Content-Language", "Content-Length", "Content-Type", "CSeq", "Date", "Error-Info", "Expires",
@@ -54,7 +54,7 @@ KNOWN = (
     "Accept-Contact", "Reject-Contact", "Request-Disposition", "Identity", "Identity-Info",
 )  # fmt: skip
 
-KNOWN = tuple(sys.intern(name) for name in KNOWN)
+KNOWN = tuple(sys.intern(name) for name in _KNOWN)
 _BY_LOWER = {name.lower(): name for name in KNOWN}
 _BY_LOWER.update({short: sys.intern(name) for short, name in COMPACT.items()})
 # Exact spellings seen on the wire map straight to their key without lower-casing.
@@ -189,7 +189,10 @@ class CSeq(Header):
         return f"CSeq({self.number}, {self.method!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, CSeq) and (self.number, self.method) == (other.number, other.method)
+        return isinstance(other, CSeq) and (self.number, self.method) == (
+            other.number,
+            other.method,
+        )
 
     def __hash__(self) -> int:
         return hash((self.number, self.method))
@@ -283,7 +286,9 @@ _DATE_RE = re.compile(
 _WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
 _CALL_ID_RE = re.compile(rf"{_WORD}(?:@{_WORD})?")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MEDIA_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*(;.*)?", re.S)
+_MEDIA_RE = re.compile(
+    r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*(;.*)?", re.S
+)
 _WARNING_RE = re.compile(r"(\d{3}) ([^ ]+) (\".*\")", re.S)
 
 
@@ -291,7 +296,12 @@ def parse_uint(text: str, *, limit: int = _UINT32, what: str = "value") -> int:
     """Parse ``1*DIGIT`` up to ``limit`` without ever building a huge integer."""
     text = text.strip(WSP)
     digits = text.lstrip("0") or "0"
-    if not text.isdigit() or not text.isascii() or len(digits) > len(str(limit)) or int(digits) > limit:
+    if (
+        not text.isdigit()
+        or not text.isascii()
+        or len(digits) > len(str(limit))
+        or int(digits) > limit
+    ):
         raise ParseError(f"bad {what} {text[:30]!r} (0 to {limit})", text=text)
     return int(digits)
 
@@ -372,7 +382,15 @@ def parse_date(text: str) -> Date:
         raise ParseError(f"bad Date {value[:40]!r} (RFC 1123 in GMT)", text=text)
     _, day, month, year, hh, mm, ss = match.groups()
     try:
-        moment = datetime(int(year), _MONTHS.index(month) + 1, int(day), int(hh), int(mm), int(ss), tzinfo=timezone.utc)
+        moment = datetime(
+            int(year),
+            _MONTHS.index(month) + 1,
+            int(day),
+            int(hh),
+            int(mm),
+            int(ss),
+            tzinfo=UTC,
+        )
     except ValueError as exc:
         raise ParseError(f"bad Date {value[:40]!r}: {exc}", text=text) from None
     return Date(moment, value)

@@ -185,7 +185,11 @@ class Message:
     # -- changing ------------------------------------------------------------
 
     def _new_line(self, key: str, name: str, value: object) -> str:
-        values = [make_value(key, v) for v in value] if isinstance(value, list | tuple) else [make_value(key, value)]
+        values = (
+            [make_value(key, v) for v in value]
+            if isinstance(value, list | tuple)
+            else [make_value(key, value)]
+        )
         written = name.strip(" \t")
         if SPELLINGS.get(written) is not None or not is_token(written):
             written = key
@@ -205,7 +209,11 @@ class Message:
         first = keys.index(key)
         self._lines[first] = line
         if keys.count(key) > 1:
-            kept = [(k, ln) for i, (k, ln) in enumerate(zip(keys, self._lines, strict=True)) if i <= first or k != key]
+            kept = [
+                (k, ln)
+                for i, (k, ln) in enumerate(zip(keys, self._lines, strict=True))
+                if i <= first or k != key
+            ]
             self._keys = [k for k, _ in kept]
             self._lines = [ln for _, ln in kept]
 
@@ -347,7 +355,9 @@ class Message:
                     try:
                         value.uri  # noqa: B018 - parsing is the check
                     except ParseError as exc:
-                        raise ParseError(f"bad {key} URI: {exc.reason}", line=line_no, text=line) from None
+                        raise ParseError(
+                            f"bad {key} URI: {exc.reason}", line=line_no, text=line
+                        ) from None
                 elif isinstance(value, Text) and has_control(value.text):
                     raise ParseError(f"control character in {key}", line=line_no, text=line)
             line_no += line.count("\n") + 1
@@ -370,11 +380,17 @@ class Request(Message):
     _uri: URI | None
     _uri_text: str
 
-    def __init__(self, method: str, uri: URI | str, headers: list[tuple[str, object]] | None = None, body: bytes = b"") -> None:
+    def __init__(
+        self,
+        method: str,
+        uri: URI | str,
+        headers: list[tuple[str, object]] | None = None,
+        body: bytes = b"",
+    ) -> None:
         if not is_token(method):
             raise LocalProtocolError(f"bad method {method!r}")
         self.method = method
-        self.uri = uri  # type: ignore[assignment]
+        self.uri = uri
         self._keys = []
         self._lines = []
         self._parsed = {}
@@ -413,7 +429,9 @@ class Request(Message):
         try:
             uri = self.uri
         except ParseError as exc:
-            raise ParseError(f"bad Request-URI: {exc.reason}", line=1, text=self._uri_text) from None
+            raise ParseError(
+                f"bad Request-URI: {exc.reason}", line=1, text=self._uri_text
+            ) from None
         # RFC 3261 §19.1.1: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
         if uri.headers:
             raise ParseError("Request-URI must not carry headers", line=1, text=self._uri_text)
@@ -434,7 +452,13 @@ class Response(Message):
     status: int
     reason: str
 
-    def __init__(self, status: int, reason: str = "", headers: list[tuple[str, object]] | None = None, body: bytes = b"") -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str = "",
+        headers: list[tuple[str, object]] | None = None,
+        body: bytes = b"",
+    ) -> None:
         if not 100 <= status <= 699:
             raise LocalProtocolError(f"status {status} is not 100-699")
         if has_control(reason):
@@ -510,7 +534,12 @@ def parse_message(data: bytes, *, max_size: int | None = None) -> Request | Resp
         if end < 0:
             raise ParseError("header section not terminated by an empty line")
         # DEVIATION RFC 3261 §7: bare-LF line ends are accepted (RFC 5118 archive bytes use them).
-        head = data[:end].replace(b"\r\n", b"\n").decode("utf-8", "surrogateescape").replace("\n", "\r\n")
+        head = (
+            data[:end]
+            .replace(b"\r\n", b"\n")
+            .decode("utf-8", "surrogateescape")
+            .replace("\n", "\r\n")
+        )
         body_start = end + 2
     lines = head.split("\r\n")
     # Every CR and LF of the header section must belong to a CRLF line end.
@@ -521,9 +550,14 @@ def parse_message(data: bytes, *, max_size: int | None = None) -> Request | Resp
     msg = _parse_start(lines[0])
     del lines[0]
     spelling = SPELLINGS.get
-    keys = [spelling(line.partition(":")[0]) for line in lines]
-    if None in keys:
-        keys = [key or _slow_key(line, i) for i, (key, line) in enumerate(zip(keys, lines, strict=True))]
+    found = [spelling(line.partition(":")[0]) for line in lines]
+    if None in found:
+        keys = [
+            key or _slow_key(line, i)
+            for i, (key, line) in enumerate(zip(found, lines, strict=True))
+        ]
+    else:
+        keys = cast(list[str], found)
     if _CONTENT_LENGTH not in keys:
         lengths = []
     elif keys.count(_CONTENT_LENGTH) == 1:
@@ -553,7 +587,9 @@ def _folded_lines(raw_lines: list[str]) -> list[str]:
     for line in raw_lines:
         if line[:1] in (" ", "\t") and line:
             if len(lines) < 2:
-                raise ParseError("continuation line before the first header", line=len(lines) + 1, text=line)
+                raise ParseError(
+                    "continuation line before the first header", line=len(lines) + 1, text=line
+                )
             lines[-1] += "\r\n" + line
         else:
             lines.append(line)
@@ -575,7 +611,9 @@ def _parse_start(line: str) -> Request | Response:
     parts = line.split(" ")
     # RFC 3261 §7.1: Method SP Request-URI SP SIP-Version, single spaces (RFC 4475 §3.1.2.9-10).
     if len(parts) != 3 or not all(parts):
-        raise ParseError("request line is not 'Method SP Request-URI SP SIP/2.0'", line=1, text=line)
+        raise ParseError(
+            "request line is not 'Method SP Request-URI SP SIP/2.0'", line=1, text=line
+        )
     method, uri_text, version = parts
     _check_version(version, line)
     if not is_token(method):

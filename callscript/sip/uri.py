@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import cast
 
 from callscript.sip.abnf import Params, format_params, has_control, parse_params, unescape
 from callscript.sip.errors import LocalProtocolError, ParseError
@@ -55,7 +56,17 @@ class URI:
         opaque: for schemes other than sip/sips/tel, the text after ``scheme:``.
     """
 
-    __slots__ = ("_text", "headers", "host", "opaque", "params", "password", "port", "scheme", "user")
+    __slots__ = (
+        "_text",
+        "headers",
+        "host",
+        "opaque",
+        "params",
+        "password",
+        "port",
+        "scheme",
+        "user",
+    )
 
     scheme: str
     user: str | None
@@ -139,7 +150,11 @@ class URI:
         user = unescape(self.user) if self.user is not None else None
         if not self.is_sip:
             return str(self) if self.scheme != "tel" else f"tel:{self.user}"
-        return f"{self.scheme}:{user}@{self.host.lower()}" if user else f"{self.scheme}:{self.host.lower()}"
+        return (
+            f"{self.scheme}:{user}@{self.host.lower()}"
+            if user
+            else f"{self.scheme}:{self.host.lower()}"
+        )
 
     def replace(self, **changes: object) -> URI:
         """A copy with the given attributes changed (``host=``, ``port=``, ``params=``...)."""
@@ -151,12 +166,14 @@ class URI:
             if name not in URI.__slots__ or name == "_text":
                 raise TypeError(f"URI has no attribute {name!r}")
             if name == "params" and not isinstance(value, Params):
-                value = Params(value)  # type: ignore[arg-type]
+                value = Params(cast(dict[str, str | None], value))
             setattr(new, name, value)
         text = new._format()
         # A changed URI must still print as one URI: no CR/LF, SP or controls anywhere.
         if has_control(text) or " " in text or "\t" in text:
-            raise LocalProtocolError(f"URI would contain whitespace or control characters: {text!r}")
+            raise LocalProtocolError(
+                f"URI would contain whitespace or control characters: {text!r}"
+            )
         new._text = text
         return new
 
@@ -257,7 +274,11 @@ def _params_equal(a: Params, b: Params, *, strict: tuple[str, ...]) -> bool:
             other = b[name]
             if (value is None) != (other is None):
                 return False
-            if value is not None and other is not None and unescape(value).lower() != unescape(other).lower():
+            if (
+                value is not None
+                and other is not None
+                and unescape(value).lower() != unescape(other).lower()
+            ):
                 return False
     return True
 
@@ -315,7 +336,9 @@ def _parse_sip(scheme: str, rest: str, text: str) -> URI:
     headers: tuple[tuple[str, str], ...] = ()
     if qmark:
         headers = _parse_uri_headers(header_text, text)
-    return URI(scheme, user=user, password=password, host=host, port=port, params=params, headers=headers)
+    return URI(
+        scheme, user=user, password=password, host=host, port=port, params=params, headers=headers
+    )
 
 
 def _parse_hostport(hostport: str, text: str) -> tuple[str, int | None]:
@@ -337,7 +360,12 @@ def _parse_hostport(hostport: str, text: str) -> tuple[str, int | None]:
     port = None
     if port_text is not None:
         # RFC 3261 §25.1: port = 1*DIGIT; a TCP/UDP port fits in 16 bits.
-        if not port_text.isdigit() or not port_text.isascii() or len(port_text) > 5 or int(port_text) > 65535:
+        if (
+            not port_text.isdigit()
+            or not port_text.isascii()
+            or len(port_text) > 5
+            or int(port_text) > 65535
+        ):
             raise ParseError(f"bad port {port_text[:20]!r} in {text[:60]!r}", text=text)
         port = int(port_text)
     return host, port

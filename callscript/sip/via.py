@@ -94,7 +94,9 @@ class Via:
 
     def with_params(self, **changes: str | None) -> Via:
         """A copy with parameters added or replaced."""
-        return Via(self.transport, self.host, self.port, self.params.replace(**changes), self.protocol)
+        return Via(
+            self.transport, self.host, self.port, self.params.replace(**changes), self.protocol
+        )
 
     def __str__(self) -> str:
         text = self._text
@@ -208,4 +210,6 @@ def _check_via_params(params: Params, text: str) -> None:
 
 
 def _is_ipv4(text: str) -> bool:
-    return _IPV4_RE.fullmatch(text) is not None and all(int(part) <= 255 for part in text.split("."))
+    return _IPV4_RE.fullmatch(text) is not None and all(
+        int(part) <= 255 for part in text.split(".")
+    )

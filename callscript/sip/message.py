@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any, Self, cast
 
 from callscript.sip.abnf import has_control, is_token, unfold
 from callscript.sip.address import Address
@@ -282,6 +282,15 @@ class Message:
                     return
         raise KeyError(name)
 
+    def _header_lines(self, key: str) -> list[str]:
+        """The raw lines of header ``key`` (a key, not a name), for copying between messages."""
+        return [line for k, line in zip(self._keys, self._lines, strict=True) if k == key]
+
+    def _append_line(self, key: str, line: str) -> None:
+        """Append a raw line taken from another message with :meth:`_header_lines`."""
+        self._keys.append(key)
+        self._lines.append(line)
+
     def set_body(self, body: bytes, content_type: str | None = None) -> None:
         """Replace the body and keep Content-Length (and Content-Type) in step."""
         self.body = body
@@ -289,7 +298,7 @@ class Message:
         if content_type is not None:
             self["Content-Type"] = content_type
 
-    def copy(self) -> Message:
+    def copy(self) -> Self:
         """An independent copy; header lines and their parsed values are shared."""
         new = object.__new__(type(self))
         new._keys = self._keys[:]

@@ -8,7 +8,6 @@ that uses a store depends only on the Protocols in :mod:`callscript.store.base`.
 from __future__ import annotations
 
 from callscript.store.base import (
-    DIGEST_ALGORITHMS,
     ROLES,
     Account,
     AccountExists,
@@ -19,7 +18,7 @@ from callscript.store.base import (
     Role,
     Store,
     StoreError,
-    compute_ha1,
+    compute_ha1s,
     supported_algorithms,
 )
 from callscript.store.memory import MemoryAccountStore, MemoryLocationStore, MemoryStore
@@ -28,7 +27,6 @@ from callscript.store.sqlite import SqliteLocationStore, SqliteStore
 from callscript.store.sqlite_accounts import SqliteAccountStore
 
 __all__ = [
-    "DIGEST_ALGORITHMS",
     "ROLES",
     "SCHEMA_VERSION",
     "Account",
@@ -46,6 +44,6 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
-    "compute_ha1",
+    "compute_ha1s",
     "supported_algorithms",
 ]

@@ -4,8 +4,8 @@ Two stores live behind these Protocols:
 
 - the location service (RFC 3261 §10): bindings of an address of record
   (AOR) to the Contact URIs its user agents registered;
-- accounts for digest authentication (RFC 3261 §22, RFC 7616, RFC 8760),
-  kept as H(A1) values only, never as passwords.
+- accounts for digest authentication, kept as H(A1) values only, never as
+  passwords (computed by :func:`callscript.sip.digest.ha1`).
 
 Store methods are synchronous, short, and take everything they need as
 arguments: the time (``now``, wall-clock epoch seconds, because bindings
@@ -16,7 +16,6 @@ PostgreSQL store shared by several nodes can implement the same Protocols.
 from __future__ import annotations
 
 import builtins
-import hashlib
 import json
 import math
 import re
@@ -26,18 +25,13 @@ from types import MappingProxyType
 from typing import Literal, Protocol
 
 from callscript.errors import CallscriptError
+from callscript.sip import digest
 from callscript.sip.abnf import has_control, unescape
 from callscript.sip.errors import ParseError
 from callscript.sip.uri import URI, parse_uri, uri_equal
 
 Role = Literal["user", "admin"]
 ROLES: tuple[Role, ...] = ("user", "admin")
-
-# RFC 8760 §2: digest algorithm names -> hashlib names. SHA-512-256 is missing from
-# some OpenSSL builds; supported_algorithms() leaves out what this Python cannot compute.
-DIGEST_ALGORITHMS: Mapping[str, str] = MappingProxyType(
-    {"MD5": "md5", "SHA-256": "sha256", "SHA-512-256": "sha512_256"}
-)
 
 # RFC 3261 §19.1.4: these URI parameters must match whenever either URI has them.
 _STRICT_PARAMS = ("user", "ttl", "method", "maddr", "transport")
@@ -141,8 +135,8 @@ class Account:
 
     @property
     def algorithms(self) -> tuple[str, ...]:
-        """Names of the algorithms this account can authenticate with."""
-        return tuple(name for name in DIGEST_ALGORITHMS if name in self.ha1)
+        """Names of the algorithms this account can authenticate with, sorted."""
+        return tuple(sorted(self.ha1))
 
 
 # -- protocols -----------------------------------------------------------------
@@ -313,50 +307,29 @@ def order_bindings(rows: builtins.list[tuple[int, Binding]]) -> builtins.list[Bi
 
 
 def canonical_algorithm(name: str) -> str | None:
-    """The RFC 8760 name for ``name`` (any case, ``-sess`` allowed), or ``None`` if unknown."""
-    upper = name.strip().upper()
+    """The stored algorithm for ``name`` (any case, ``-sess`` allowed), or ``None`` if unknown."""
+    known = digest.canonical_algorithm(name)
     # RFC 7616 §3.4.2: a -sess A1 is built on H(username:realm:passwd), the same stored value.
-    if upper.endswith("-SESS"):
-        upper = upper[: -len("-SESS")]
-    return upper if upper in DIGEST_ALGORITHMS else None
+    return None if known is None else digest.base_algorithm(known)
 
 
 def supported_algorithms() -> tuple[str, ...]:
-    """The RFC 8760 algorithms this Python's hashlib can compute, strongest last."""
-    return tuple(name for name, hname in DIGEST_ALGORITHMS.items() if _hash_available(hname))
+    """The RFC 8760 algorithms this Python's hashlib can compute, strongest first.
 
-
-def _hash_available(hname: str) -> bool:
-    try:
-        hashlib.new(hname, usedforsecurity=False)
-    except ValueError:
-        return False
-    return True
-
-
-def compute_ha1(username: str, realm: str, password: str, algorithm: str) -> str:
-    """Hex H(username:realm:password) with ``algorithm`` (an RFC 8760 name).
-
-    Raises:
-        StoreError: the algorithm is unknown or this Python cannot compute it.
+    SHA-512-256 is missing from some OpenSSL builds; it is then left out.
     """
-    name = canonical_algorithm(algorithm)
-    if name is None or not _hash_available(DIGEST_ALGORITHMS[name]):
-        raise StoreError(f"digest algorithm not available: {algorithm!r}")
-    # RFC 2617 §3.2.2.2: A1 = unq(username-value) ":" unq(realm-value) ":" passwd
-    a1 = f"{username}:{realm}:{password}".encode()
-    return hashlib.new(DIGEST_ALGORITHMS[name], a1, usedforsecurity=False).hexdigest()
+    return tuple(name for name in digest.ALGORITHMS if not name.endswith("-sess"))
 
 
 def compute_ha1s(username: str, realm: str, password: str) -> dict[str, str]:
-    """H(A1) for every supported algorithm, by RFC 8760 name.
+    """H(username:realm:password) for every supported algorithm, by RFC 8760 name.
 
     Raises:
         StoreError: the password is empty.
     """
     if not password:
         raise StoreError("the password must not be empty")
-    return {name: compute_ha1(username, realm, password, name) for name in supported_algorithms()}
+    return {name: digest.ha1(username, realm, password, name) for name in supported_algorithms()}
 
 
 def check_account_names(username: str, domain: str, realm: str, role: str) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from callscript.sip.abnf import Params, has_control, quote
+from callscript.sip.abnf import Params, has_control, is_token, quote
 from callscript.sip.digest import (
     ALGORITHMS,
     base_algorithm,
@@ -274,13 +274,17 @@ class DigestServer:
         for key, text in request.raw_headers():
             if key != name:
                 continue
+            scheme = text.strip(" \t").partition(" ")[0]
+            if not is_token(scheme):
+                broken = broken or f"{name} without an auth scheme"
+                continue
+            # RFC 3261 §22.1: Basic (or any other scheme) is never accepted.
+            if scheme.lower() != "digest":
+                continue
             try:
                 credentials = parse_auth(text)
             except ParseError as exc:
                 broken = broken or f"malformed {name}: {exc.reason}"
-                continue
-            # RFC 3261 §22.1: Basic (or any other scheme) is never accepted.
-            if credentials.scheme.lower() != "digest":
                 continue
             realm = credentials.get("realm")
             if realm is None:

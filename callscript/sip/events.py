@@ -106,3 +106,15 @@ class TransactionTerminated(TransactionEvent):
     """Transaction ``key`` ended and was forgotten."""
 
     key: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelSent(TransactionEvent):
+    """The layer started CANCEL transaction ``cancel_key`` for INVITE client transaction ``key``.
+
+    ``TransactionLayer.request_cancel`` defers the CANCEL until a provisional
+    response arrives (RFC 3261 §9.1); this event says when it went out.
+    """
+
+    key: str
+    cancel_key: str

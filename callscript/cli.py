@@ -8,7 +8,9 @@ import sys
 
 # Subcommand name -> module in callscript.commands with add_arguments(parser) and run(args) -> int.
 COMMANDS = {
+    "serve": "serve",
     "parse": "parse",
+    "users": "users",
 }
 
 

@@ -1,0 +1,166 @@
+"""Wiring: build every part of the server from a ServerConfig and run it.
+
+Nothing else in callscript builds long-lived objects; they are made here and
+passed in (STYLE §6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import ssl
+from dataclasses import dataclass, field
+
+from callscript.engine.config import ServerConfig
+from callscript.engine.driver import Driver
+from callscript.engine.router import Router, RoutingPolicy
+from callscript.sip.auth import DigestServer
+from callscript.sip.ids import IdSource, RandomIds
+from callscript.sip.proxy.config import ProxyConfig
+from callscript.sip.proxy.core import ProxyCore
+from callscript.sip.registrar import RegistrarPolicy
+from callscript.store.sqlite import SqliteStore
+from callscript.transport.manager import TransportManager
+from callscript.transport.resolver import Resolver
+from callscript.transport.tlsconf import server_context
+
+log = logging.getLogger("callscript.server")
+
+
+@dataclass
+class Server:
+    """A running ``callscript serve``: transports, core, driver, router and store."""
+
+    config: ServerConfig
+    ids: IdSource = field(default_factory=RandomIds)
+    store: SqliteStore | None = None
+    transports: TransportManager | None = None
+    driver: Driver | None = None
+    router: Router | None = None
+    addresses: list[tuple[str, str, int]] = field(default_factory=list)
+    _auth: dict[str, DigestServer] = field(default_factory=dict)
+
+    async def start(self) -> None:
+        """Open the database and the listeners, then start serving."""
+        config = self.config
+        loop = asyncio.get_running_loop()
+        self.store = SqliteStore(config.database)
+        tls: ssl.SSLContext | None = None
+        if config.tls_cert and config.tls_key:
+            tls = server_context(config.tls_cert, config.tls_key)
+        transports = self.transports = TransportManager(
+            udp_rcvbuf=config.udp_rcvbuf, max_message_size=config.max_message_size, tls_server=tls
+        )
+        for listen in config.listen:
+            listener = await transports.listen(listen.transport.upper(), listen.host, listen.port)
+            host, port = listener.host, listener.port
+            self.addresses.append((listen.transport.upper(), host, port))
+            log.info("listening on %s %s:%d", listen.transport.upper(), host, port)
+        proxy_config = self._proxy_config()
+        core = ProxyCore(proxy_config, self.ids)
+        driver = self.driver = Driver(core, transports, loop=loop, max_message_size=config.max_message_size)
+        nameservers = [_nameserver(text) for text in config.nameservers] or None
+        secret = (config.auth_secret or secrets.token_hex(32)).encode()
+        policy = RoutingPolicy(
+            trusted_networks=config.trusted_networks,
+            register_requires_auth=config.register_requires_auth,
+            ring_timeout=config.ring_timeout,
+            registrar=RegistrarPolicy(config.default_expires, config.min_expires, config.max_expires),
+        )
+
+        def auth_for(domain: str) -> DigestServer:
+            realm = config.realm or domain.lower()
+            server = self._auth.get(realm)
+            if server is None:
+                server = self._auth[realm] = DigestServer(realm, secret, self.ids, nonce_ttl=config.nonce_ttl)
+            return server
+
+        self.router = Router(
+            driver,
+            proxy_config,
+            policy,
+            location=self.store.location,
+            accounts=self.store.accounts,
+            auth_for=auth_for,
+            resolver=Resolver(nameservers),
+            ids=self.ids,
+        )
+        driver.dispatch = self.router.dispatch
+        transports.on_message = driver.on_message
+        transports.on_error = driver.on_transport_error
+        log.info("serving domains %s", ", ".join(config.domains))
+
+    def _proxy_config(self) -> ProxyConfig:
+        config = self.config
+        via: dict[str, tuple[str, int]] = {}
+        hosts = {h.lower() for h in config.domains if _is_ip(h)}
+        hosts.update({"localhost"} if any(_is_loopback(h) for _, h, _ in self.addresses) else set())
+        ports: set[int] = set()
+        for transport, host, port in self.addresses:
+            shown = config.advertise or ("127.0.0.1" if host in ("0.0.0.0", "::") else host)
+            via.setdefault(transport, (f"[{shown}]" if ":" in shown else shown, port))
+            hosts.add(f"[{host}]" if ":" in host else host)
+            hosts.add(f"[{shown}]" if ":" in shown else shown)
+            ports.add(port)
+        return ProxyConfig(
+            domains=frozenset(config.domains),
+            local_hosts=frozenset(h.lower() for h in hosts),
+            local_ports=frozenset(ports),
+            via=via,
+            record_route=config.record_route,
+            timers=config.timers,
+        )
+
+    async def stop(self) -> None:
+        """Close the listeners and the database."""
+        if self.driver is not None:
+            self.driver.close()
+        if self.transports is not None:
+            await self.transports.close()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+
+def _is_ip(text: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_loopback(text: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(text.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _nameserver(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        return text, 53
+    return host.strip("[]"), int(port)
+
+
+async def serve(config: ServerConfig, stop: asyncio.Event) -> int:
+    """Run a server until ``stop`` is set; returns the exit code."""
+    server = Server(config)
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        await server.stop()
+        return 1
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await server.stop()
+    return 0

@@ -1,0 +1,339 @@
+"""The server's default routing: registrar, digest auth, location lookup, relay policy.
+
+RFC 3261 §10.3 (registrar), §16.5 (targets from the location service),
+§22 (digest), RFC 3263 (next hops in other domains). Each new request gets a
+task; the task decides and calls the proxy core through the driver. A later
+layer (per-user scripts) asks :class:`Router` for the same decisions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from callscript.engine.driver import Driver
+from callscript.sip.auth import AuthStatus, DigestServer
+from callscript.sip.events import Peer
+from callscript.sip.ids import IdSource
+from callscript.sip.message import Request
+from callscript.sip.proxy.config import ProxyConfig
+from callscript.sip.proxy.context import Target
+from callscript.sip.proxy.events import (
+    ContextClosed,
+    ForwardNeeded,
+    ProxyCompleted,
+    ProxyEvent,
+    RequestCancelled,
+    RoutingNeeded,
+)
+from callscript.sip.proxy.route import next_hop
+from callscript.sip.registrar import RegistrarPolicy, decide_register, ok_response
+from callscript.sip.uri import URI
+from callscript.store.base import AccountStore, Binding, LocationStore
+from callscript.transport.resolver import Resolver
+
+log = logging.getLogger("callscript.calls")
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingPolicy:
+    """Who may do what: the relay rule and the registrar's limits."""
+
+    trusted_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    register_requires_auth: bool = True
+    ring_timeout: float = 30.0
+    registrar: RegistrarPolicy = RegistrarPolicy()
+
+    def trusted(self, peer: Peer) -> bool:
+        """Whether ``peer`` is in a trusted source network."""
+        try:
+            address = ipaddress.ip_address(peer.host.strip("[]"))
+        except ValueError:
+            return False
+        return any(address in ipaddress.ip_network(net, strict=False) for net in self.trusted_networks)
+
+
+class Router:
+    """Routes every request the proxy core hands over (see module docstring)."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        proxy_config: ProxyConfig,
+        policy: RoutingPolicy,
+        *,
+        location: LocationStore,
+        accounts: AccountStore,
+        auth_for: Callable[[str], DigestServer],
+        resolver: Resolver,
+        ids: IdSource,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.driver = driver
+        self.core = driver.core
+        self.config = proxy_config
+        self.policy = policy
+        self.location = location
+        self.accounts = accounts
+        self.auth_for = auth_for
+        self.resolver = resolver
+        self.ids = ids
+        self.wall_clock = wall_clock
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stateless: set[asyncio.Task[None]] = set()
+        self.outcomes: dict[int, int] = {}
+
+    # -- events from the core ------------------------------------------------------
+
+    def dispatch(self, event: ProxyEvent) -> None:
+        """Handle one event of the proxy core (called by the driver)."""
+        match event:
+            case RoutingNeeded(ctx=ctx):
+                self._spawn(ctx, self.route(event))
+            case ForwardNeeded():
+                task = asyncio.ensure_future(self._forward_stateless(event))
+                self._stateless.add(task)
+                task.add_done_callback(self._stateless.discard)
+            case ProxyCompleted(ctx=ctx, status=status, forwarded=forwarded):
+                context = self.core.context(ctx)
+                if context is not None and forwarded:
+                    self._log_outcome(context.request, status)
+            case RequestCancelled(ctx=ctx):
+                task = self._tasks.get(ctx)
+                if task is not None and not task.done():
+                    task.cancel()
+            case ContextClosed(ctx=ctx):
+                self._tasks.pop(ctx, None)
+
+    def _spawn(self, ctx: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(self._guard(ctx, work))
+        self._tasks[ctx] = task
+
+    async def _guard(self, ctx: str, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("routing failed for %s", ctx)
+            self.reply(ctx, 500, "Server Internal Error (routing failed)")
+
+    # -- actions on the core, through the driver -------------------------------------------
+
+    def reply(self, ctx: str, status: int, reason: str | None = None, **kwargs: Any) -> None:
+        """Answer request ``ctx`` and log the outcome when final."""
+        context = self.core.context(ctx)
+        if context is None or context.final_sent:
+            return
+        self.core.reply(ctx, status, reason, now=self.driver.now, **kwargs)
+        if status >= 200:
+            self._log_outcome(context.request, status)
+        self.driver.after_input()
+
+    def proxy(self, ctx: str, groups: list[list[Target]], *, ring_timeout: float | None, final: bool = True) -> None:
+        """Fork request ``ctx`` to ``groups``."""
+        if self.core.context(ctx) is None:
+            return
+        self.core.proxy(ctx, groups, now=self.driver.now, ring_timeout=ring_timeout, final=final)
+        self.driver.after_input()
+
+    async def resolve(self, uri: URI) -> tuple[Peer, ...]:
+        """RFC 3263 targets for ``uri`` (numeric hosts and explicit ports need no DNS)."""
+        return tuple(await self.resolver.resolve(uri))
+
+    # -- routing -------------------------------------------------------------------------
+
+    async def route(self, event: RoutingNeeded) -> None:
+        """Decide what request ``event.ctx`` does (the default routing)."""
+        request, ctx = event.request, event.ctx
+        if event.in_dialog:
+            await self._route_in_dialog(ctx, request)
+        elif request.method == "REGISTER":
+            self._register(ctx, request, event.source)
+        elif self._for_proxy(request):
+            self._answer_self(ctx, request)
+        elif self.config.serves(request.uri):
+            if await self._allowed_from(ctx, request, event.source):
+                await self.route_local(ctx, request)
+        elif self.policy.trusted(event.source) or self._authenticated_local(ctx, request):
+            await self._relay(ctx, request)
+
+    def _for_proxy(self, request: Request) -> bool:
+        # The Request-URI names the proxy itself (no user part): OPTIONS pings, sipsak -s.
+        uri = request.uri
+        return uri.is_sip and not uri.user and (self.config.is_local(uri) or uri.host.lower() in self.config.domains)
+
+    def _answer_self(self, ctx: str, request: Request) -> None:
+        if request.method == "OPTIONS":
+            headers = [("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "")]
+            self.reply(ctx, 200, headers=headers)
+        else:
+            self.reply(ctx, 405, headers=[("Allow", "OPTIONS, REGISTER")])
+
+    async def _route_in_dialog(self, ctx: str, request: Request) -> None:
+        hop = next_hop(request)
+        if self.config.is_local(hop) and "Route" not in request:
+            # RFC 3261 §16.4: nothing left to route on; the dialog is not ours.
+            self.reply(ctx, 481)
+            return
+        peers = await self.resolve(hop)
+        if not peers:
+            self.reply(ctx, 404, "Next hop not found")
+            return
+        self.proxy(ctx, [[Target(None, peers)]], ring_timeout=None)
+
+    async def route_local(self, ctx: str, request: Request) -> None:
+        """RFC 3261 §16.5: a request for a user of ours goes to the user's registered contacts."""
+        aor = request.uri.aor
+        bindings = self.location.bindings(aor, now=self.wall_clock())
+        if not bindings:
+            known = self._known_user(request.uri)
+            self.reply(ctx, 480 if known else 404)
+            return
+        groups = await self.contact_groups(bindings)
+        if not groups:
+            self.reply(ctx, 480, "No reachable contact")
+            return
+        self.proxy(ctx, groups, ring_timeout=self.policy.ring_timeout)
+
+    async def contact_groups(self, bindings: list[Binding]) -> list[list[Target]]:
+        """Bindings grouped by q-value, highest first; the contacts of a group fork in parallel."""
+        groups: dict[float, list[Target]] = {}
+        for binding in bindings:
+            uri = URI.parse(binding.contact)
+            peers = await self.resolve(uri)
+            if peers:
+                groups.setdefault(binding.q, []).append(Target(uri, peers))
+        return [groups[q] for q in sorted(groups, reverse=True)]
+
+    def _known_user(self, uri: URI) -> bool:
+        return uri.user is not None and self.accounts.get(uri.user, self.auth_for(uri.host).realm) is not None
+
+    async def _allowed_from(self, ctx: str, request: Request, source: Peer) -> bool:
+        # RFC 3261 §22.3: a request claiming to come from one of our users must prove it (407).
+        from_uri = request.from_addr.uri
+        if self.policy.trusted(source) or not self.config.serves(from_uri):
+            return True
+        return self._authenticated_local(ctx, request)
+
+    def _authenticated_local(self, ctx: str, request: Request) -> bool:
+        """Digest-check a request from a local user; answers 407/403 itself when it fails."""
+        now = self.wall_clock()
+        auth = self.auth_for(request.from_addr.uri.host)
+        result = auth.verify(request, now=now, lookup_ha1=self.accounts.ha1, proxy=True)
+        if result.status is AuthStatus.OK:
+            from_user = request.from_addr.uri.user
+            if result.username == from_user:
+                return True
+            self.reply(ctx, 403, "Authenticated user does not match From")
+            return False
+        if result.status is AuthStatus.MALFORMED:
+            self.reply(ctx, 400, f"Bad Proxy-Authorization ({result.reason})")
+            return False
+        if not self.config.serves(request.from_addr.uri):
+            self.reply(ctx, 403, "Relaying denied")
+            return False
+        self._challenge(ctx, request, auth, proxy=True, stale=result.status is AuthStatus.STALE)
+        return False
+
+    def _challenge(self, ctx: str, request: Request, auth: DigestServer, *, proxy: bool, stale: bool) -> None:
+        challenge = auth.challenge(request, now=self.wall_clock(), proxy=proxy, stale=stale)
+        context = self.core.context(ctx)
+        if context is None or context.final_sent:
+            return
+        self.core.respond(ctx, challenge, now=self.driver.now)
+        self.driver.after_input()
+
+    async def _relay(self, ctx: str, request: Request) -> None:
+        hop = next_hop(request)
+        peers = await self.resolve(hop)
+        if not peers:
+            self.reply(ctx, 404, "Domain not found")
+            return
+        self.proxy(ctx, [[Target(None, peers)]], ring_timeout=self.policy.ring_timeout)
+
+    # -- registrar ------------------------------------------------------------------
+
+    def _register(self, ctx: str, request: Request, source: Peer) -> None:
+        if not self.config.serves(request.uri):
+            self.reply(ctx, 403, "Not a domain served here")
+            return
+        # RFC 3261 §10.3 step 2: extensions we do not support in Require get 420.
+        required = [str(v) for v in request.get_all("Require")]
+        if required:
+            self.reply(ctx, 420, headers=[("Unsupported", ", ".join(required))])
+            return
+        if self.policy.register_requires_auth:
+            now = self.wall_clock()
+            auth = self.auth_for(request.uri.host)
+            result = auth.verify(request, now=now, lookup_ha1=self.accounts.ha1, proxy=False)
+            if result.status is AuthStatus.MALFORMED:
+                self.reply(ctx, 400, f"Bad Authorization ({result.reason})")
+                return
+            if result.status is not AuthStatus.OK:
+                # RFC 3261 §10.3 step 3: the registrar authenticates the UAC (401).
+                self._challenge(ctx, request, auth, proxy=False, stale=result.status is AuthStatus.STALE)
+                return
+            # RFC 3261 §10.3 step 4: only the owner may change an address-of-record's bindings.
+            if result.username != request.to_addr.uri.user:
+                self.reply(ctx, 403, "Authenticated user may not register this address-of-record")
+                return
+        self._apply_register(ctx, request, source)
+
+    def _apply_register(self, ctx: str, request: Request, source: Peer) -> None:
+        now = self.wall_clock()
+        to_uri = request.to_addr.uri
+        aor = to_uri.aor if to_uri.is_sip else str(to_uri)
+        current = self.location.bindings(aor, now=now) if to_uri.is_sip else []
+        decision = decide_register(request, current, self.policy.registrar, tag=self.ids.tag())
+        if decision.error is not None:
+            self.core.respond(ctx, decision.error, now=self.driver.now)
+            self.driver.after_input()
+            return
+        if decision.remove_all:
+            self.location.remove_all(decision.aor)
+        for contact in decision.removes:
+            self.location.remove(decision.aor, contact)
+        user_agent = request.get("User-Agent")
+        for update in decision.saves:
+            self.location.save(
+                Binding(
+                    aor=decision.aor,
+                    contact=update.contact,
+                    expires_at=now + update.expires,
+                    call_id=request.call_id,
+                    cseq=request.cseq.number,
+                    q=update.q,
+                    received=f"{source.transport}:{source.host}:{source.port}",
+                    user_agent=str(user_agent) if user_agent is not None else None,
+                )
+            )
+        bindings = self.location.bindings(decision.aor, now=now)
+        self.core.respond(ctx, ok_response(request, bindings, now=now, tag=self.ids.tag()), now=self.driver.now)
+        self.driver.after_input()
+
+    # -- stateless forwarding --------------------------------------------------------
+
+    async def _forward_stateless(self, event: ForwardNeeded) -> None:
+        peers = await self.resolve(event.next_hop)
+        if peers:
+            self.core.send_stateless(event.message, peers[0])
+            self.driver.after_input()
+
+    def _log_outcome(self, request: Request, status: int) -> None:
+        self.outcomes[status] = self.outcomes.get(status, 0) + 1
+        log.info(
+            "%s %s from %s call-id %s -> %d",
+            request.method,
+            request.uri,
+            request.from_addr.uri,
+            request.call_id,
+            status,
+        )

@@ -5,13 +5,14 @@ challenge response), §20.7, §20.27, §20.28, §20.44 (the four headers),
 RFC 2617 §3.2 (qop=auth, nonce-count, cnonce, stale), RFC 7616 §3.3-§3.5 and
 RFC 8760 §2 (SHA-256 and SHA-512-256, one challenge per algorithm).
 
-Nonces are stateless: ``base64url(timestamp | random | HMAC-SHA256(secret,
-timestamp | random | realm))``, so every node that shares ``secret`` accepts
-the nonces of the others, across restarts. The only state is the highest
-nonce-count seen per nonce (replay protection), in a bounded table owned by
-the :class:`DigestServer`; when the table is full the least recently used
-nonce goes, and every nonce issued no later than an evicted one is answered
-``STALE`` from then on, so eviction can never reopen a replay.
+Nonces are stateless (:func:`~callscript.sip.digest.make_nonce`):
+``base64url(time | random | HMAC-SHA256(secret, time | random | realm))``, so
+every node that shares ``secret`` accepts the nonces of the others, across
+restarts. The only state is the highest nonce-count seen per nonce (replay
+protection), in a bounded table owned by the :class:`DigestServer`; when the
+table is full the least recently used nonce goes, and every nonce issued no
+later than an evicted one is answered ``STALE`` from then on, so eviction can
+never reopen a replay. The table is per instance: nodes do not share counts.
 
 The client side (:func:`digest_response`, :func:`pick_challenge`) and the
 hash helpers (:func:`ha1`) live in :mod:`callscript.sip.digest` and are
@@ -20,12 +21,8 @@ re-exported here.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
 import re
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -38,6 +35,8 @@ from callscript.sip.digest import (
     digest_response,
     digest_size,
     ha1,
+    make_nonce,
+    nonce_issued,
     parse_nc,
     pick_challenge,
     pick_challenges,
@@ -66,10 +65,6 @@ LookupHA1 = Callable[[str, str, str], str | None]
 ``algorithm`` is the hash (``MD5``, ``SHA-256``, ``SHA-512-256``), never a ``-sess`` name.
 """
 
-_STAMP = struct.Struct(">Q")  # issue time, milliseconds since the epoch
-_RANDOM_SIZE = 16
-_MAC_SIZE = 32
-_NONCE_SIZE = _STAMP.size + _RANDOM_SIZE + _MAC_SIZE
 _HEX_RE = re.compile(r"[0-9A-Fa-f]+")
 # Recorded as the nonce-count of a nonce used without qop: no later count can exceed it.
 _SPENT = 1 << 32
@@ -168,33 +163,12 @@ class DigestServer:
     # -- nonces ---------------------------------------------------------------
 
     def new_nonce(self, *, now: float) -> str:
-        """A fresh nonce: issue time, a random part and their HMAC, base64url-encoded."""
-        stamp = _STAMP.pack(max(0, int(now * 1000)))
-        # The IdSource gives text; hashing it yields a fixed-size random part whatever its form.
-        random_part = hashlib.sha256(self._ids.token(_RANDOM_SIZE).encode()).digest()
-        body = stamp + random_part[:_RANDOM_SIZE]
-        return base64.urlsafe_b64encode(body + self._mac(body)).rstrip(b"=").decode("ascii")
-
-    def _mac(self, body: bytes) -> bytes:
-        return hmac.new(self._secret, body + self.realm.encode("utf-8"), hashlib.sha256).digest()
+        """A fresh nonce: issue time, a random part and their HMAC (see :func:`make_nonce`)."""
+        return make_nonce(self._secret, self.realm, now=now, random=self._ids.token(16))
 
     def nonce_issued(self, nonce: str) -> float | None:
-        """When we issued ``nonce`` (epoch seconds), or ``None`` if we never did."""
-        if not nonce.isascii() or len(nonce) > 2 * _NONCE_SIZE:
-            return None
-        try:
-            raw = base64.b64decode(nonce + "=" * (-len(nonce) % 4), altchars=b"-_", validate=True)
-        except (binascii.Error, ValueError):
-            return None
-        if len(raw) != _NONCE_SIZE:
-            return None
-        # One spelling per nonce, so the nonce-count table cannot be dodged by re-encoding.
-        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != nonce:
-            return None
-        body, mac = raw[:-_MAC_SIZE], raw[-_MAC_SIZE:]
-        if not hmac.compare_digest(mac, self._mac(body)):
-            return None
-        return int(_STAMP.unpack_from(body)[0]) / 1000
+        """When we (or a node sharing our secret) issued ``nonce``; ``None`` if nobody did."""
+        return nonce_issued(self._secret, self.realm, nonce)
 
     # -- challenges ---------------------------------------------------------------
 

@@ -13,8 +13,12 @@ the server later hands back through ``lookup_ha1``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
 import re
+import struct
 from types import MappingProxyType
 
 from callscript.sip.abnf import Params, has_control, quote
@@ -30,6 +34,8 @@ __all__ = [
     "digest_response",
     "digest_size",
     "ha1",
+    "make_nonce",
+    "nonce_issued",
     "offered_qops",
     "parse_nc",
     "pick_challenge",
@@ -60,6 +66,10 @@ _STRENGTH = MappingProxyType(
 )
 _NC_RE = re.compile(r"[0-9A-Fa-f]{8}")
 _QOPS = ("auth", "auth-int")
+_STAMP = struct.Struct(">Q")  # nonce issue time, milliseconds since the epoch
+_RANDOM_SIZE = 16
+_MAC_SIZE = 32
+_NONCE_SIZE = _STAMP.size + _RANDOM_SIZE + _MAC_SIZE
 
 
 def canonical_algorithm(value: str | None) -> str | None:
@@ -142,6 +152,43 @@ def request_digest(
     if nc is None or cnonce is None:
         raise LocalProtocolError("qop needs nc and cnonce")
     return digest_hex(algorithm, f"{key}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
+
+
+def make_nonce(secret: bytes, realm: str, *, now: float, random: str) -> str:
+    """A stateless nonce: base64url(time | random | HMAC-SHA256(secret, time | random | realm)).
+
+    Args:
+        now: wall-clock issue time, epoch seconds (kept to the millisecond).
+        random: unguessable text from the IdSource; it is hashed to 16 bytes.
+    """
+    stamp = _STAMP.pack(max(0, int(now * 1000)))
+    body = stamp + hashlib.sha256(random.encode("utf-8", "surrogateescape")).digest()[:_RANDOM_SIZE]
+    return base64.urlsafe_b64encode(body + _nonce_mac(secret, realm, body)).rstrip(b"=").decode()
+
+
+def nonce_issued(secret: bytes, realm: str, nonce: str) -> float | None:
+    """The issue time :func:`make_nonce` put in ``nonce``, or ``None`` if its MAC is wrong."""
+    if not nonce.isascii() or len(nonce) > 2 * _NONCE_SIZE:
+        return None
+    try:
+        raw = base64.b64decode(nonce + "=" * (-len(nonce) % 4), altchars=b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) != _NONCE_SIZE:
+        return None
+    # One spelling per nonce, so the nonce-count table cannot be dodged by re-encoding.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != nonce:
+        return None
+    body, mac = raw[:-_MAC_SIZE], raw[-_MAC_SIZE:]
+    if not hmac.compare_digest(mac, _nonce_mac(secret, realm, body)):
+        return None
+    return int(_STAMP.unpack_from(body)[0]) / 1000
+
+
+def _nonce_mac(secret: bytes, realm: str, body: bytes) -> bytes:
+    return hmac.new(
+        secret, body + realm.encode("utf-8", "surrogateescape"), hashlib.sha256
+    ).digest()
 
 
 def parse_nc(text: str) -> int | None:

@@ -516,6 +516,34 @@ def test_verify_never_raises_on_any_header_text(value: str) -> None:
     assert result.status is not AuthStatus.OK
 
 
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=120).filter(lambda b: b"\r" not in b and b"\n" not in b))
+def test_verify_never_raises_on_raw_bytes(raw: bytes) -> None:
+    """Bytes that are not UTF-8 (kept as surrogates) in credentials never crash verify."""
+    digest = server()
+    nonce = (digest.challenges(now=T0)[0].get("nonce") or "").encode()
+    for value in (
+        raw,
+        b'Digest realm="example.com", username="'
+        + raw
+        + b'", nonce="'
+        + nonce
+        + b'", uri="sip:example.com", response="'
+        + b"0" * 64
+        + b'", algorithm=SHA-256',
+    ):
+        wire = bytes(request()).replace(
+            b"Content-Length", b"Authorization: " + value + b"\r\nContent-Length"
+        )
+        try:
+            message = parse_message(wire)
+        except ParseError:
+            continue
+        assert isinstance(message, Request)
+        assert digest.verify(message, now=T0, lookup_ha1=lookup).status is not AuthStatus.OK
+        digest.authentication_info(message, now=T0, lookup_ha1=lookup)
+
+
 # -- Authentication-Info ---------------------------------------------------------
 
 

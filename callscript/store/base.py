@@ -35,7 +35,8 @@ ROLES: tuple[Role, ...] = ("user", "admin")
 
 # RFC 3261 §19.1.4: these URI parameters must match whenever either URI has them.
 _STRICT_PARAMS = ("user", "ttl", "method", "maddr", "transport")
-_MAX_CSEQ = 2**31 - 1  # a CSeq sequence number is below 2**31
+# The parser admits any 32-bit CSeq number (RFC 4475 torture tests), so storage must too.
+_MAX_UINT32 = 2**32 - 1
 
 
 # -- errors --------------------------------------------------------------------
@@ -91,14 +92,14 @@ class Binding:
             raise StoreError("a binding needs an aor, a contact and a call_id")
         if not 0.0 <= self.q <= 1.0:  # also refuses NaN
             raise StoreError(f"q must be between 0 and 1, not {self.q!r}")
-        if not 0 <= self.cseq <= _MAX_CSEQ:
+        if not 0 <= self.cseq <= _MAX_UINT32:
             raise StoreError(f"cseq out of range: {self.cseq!r}")
         if not math.isfinite(self.expires_at):
             raise StoreError(f"expires_at must be a finite time, not {self.expires_at!r}")
         if not isinstance(self.path, tuple):
             raise StoreError("path must be a tuple of URIs")
-        if self.reg_id is not None and self.reg_id < 0:
-            raise StoreError(f"reg_id must not be negative: {self.reg_id!r}")
+        if self.reg_id is not None and not 0 <= self.reg_id <= _MAX_UINT32:
+            raise StoreError(f"reg_id out of range: {self.reg_id!r}")
 
     def expired(self, *, now: float) -> bool:
         """True once ``now`` has reached ``expires_at``."""

@@ -7,7 +7,8 @@ append a new one (audit log, script versions and call log will come this way).
 
 The SQL avoids SQLite-only syntax so that the same statements, or ones that
 differ only in column types, serve PostgreSQL: ``DOUBLE PRECISION`` is an
-8-byte float in both (SQLite gives it REAL affinity), text is ``TEXT``, and
+8-byte float in both (SQLite gives it REAL affinity), ``BIGINT`` holds a
+32-bit unsigned CSeq in both (INTEGER affinity in SQLite), text is ``TEXT``, and
 lists (a binding's Path) are stored as JSON text.
 """
 
@@ -43,11 +44,11 @@ CREATE TABLE bindings (
     q DOUBLE PRECISION NOT NULL CHECK (q >= 0 AND q <= 1),
     expires_at DOUBLE PRECISION NOT NULL,
     call_id TEXT NOT NULL,
-    cseq INTEGER NOT NULL,
+    cseq BIGINT NOT NULL,
     received TEXT,
     path TEXT NOT NULL,
     instance_id TEXT,
-    reg_id INTEGER,
+    reg_id BIGINT,
     user_agent TEXT,
     PRIMARY KEY (aor, contact)
 )"""

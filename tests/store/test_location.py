@@ -208,17 +208,24 @@ def test_saving_a_contact_that_is_not_a_uri_raises_store_error(location: Locatio
         {"q": -0.1},
         {"q": float("nan")},
         {"cseq": -1},
-        {"cseq": 2**31},
+        {"cseq": 2**32},
         {"expires_at": float("inf")},
         {"aor": ""},
         {"call_id": ""},
         {"reg_id": -1},
+        {"reg_id": 2**32},
         {"path": ["<sip:p.example.com;lr>"]},
     ],
 )
 def test_binding_refuses_impossible_values(changes: dict[str, object]) -> None:
     with pytest.raises(StoreError):
         binding("sip:alice@192.0.2.1", **changes)
+
+
+def test_the_largest_32_bit_cseq_and_reg_id_are_stored(location: LocationStore) -> None:
+    saved = binding(cseq=2**32 - 1, reg_id=2**32 - 1)
+    location.save(saved)
+    assert location.bindings(AOR, now=NOW) == [saved]
 
 
 def test_expires_in_rounds_down_and_stops_at_zero() -> None:

@@ -8,9 +8,9 @@ functions are small and linear in their input; none of them recurses.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-from callscript.sip.errors import ParseError
+from callscript.sip.errors import LocalProtocolError, ParseError
 
 # RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
 TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
@@ -18,7 +18,8 @@ _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 # RFC 3261 §25.1: word adds the separators that a Call-ID may carry.
 _WORD_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+")
 _ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})")
-_FOLD_RE = re.compile(r"[ \t]*\r?\n[ \t]+")
+# The lookbehind makes a long run of blanks cost one attempt, not one per blank.
+_FOLD_RE = re.compile(r"(?<![ \t])[ \t]*+\r?\n[ \t]+")
 _CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 WSP = " \t"
 
@@ -56,21 +57,68 @@ def unescape(text: str) -> str:
     """
     if "%" not in text:
         return text
-    raw = _ESCAPE_RE.sub(lambda m: chr(int(m.group(1), 16) + 0xDC00), text)
-    # Rebuild UTF-8 from the escaped bytes, which were parked as lone surrogates.
+    # split() alternates literal text and the two hex digits of each escape.
+    parts = _ESCAPE_RE.split(text)
     out = bytearray()
-    for ch in raw:
-        code = ord(ch)
-        if 0xDC00 <= code <= 0xDCFF:
-            out.append(code - 0xDC00)
-        else:
-            out += ch.encode("utf-8", "surrogateescape")
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(int(part, 16))
+        elif part:
+            out += _encode(part)
     return out.decode("utf-8", "surrogateescape")
 
 
+def _encode(text: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        # A lone surrogate that no decoded byte produced (only our own callers make those).
+        return text.encode("utf-8", "surrogatepass")
+
+
+# RFC 3261 §19.1.4: reserved = ";" / "/" / "?" / ":" / "@" / "&" / "=" / "+" / "$" / ","
+RESERVED = frozenset(";/?:@&=+$,")
+
+
+def normalize_escapes(text: str) -> str:
+    """RFC 3261 §19.1.4: the form in which two URI components compare.
+
+    An escape of a character outside the ``reserved`` set equals the character
+    itself, so it is decoded; an escaped reserved character stays escaped
+    (upper-case hex), because ``%3B`` and ``;`` are not the same. Decoding
+    happens once, never recursively.
+    """
+    if "%" not in text:
+        return text
+    parts = _ESCAPE_RE.split(text)
+    out: list[str] = []
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            out.append(part)
+            continue
+        code = int(part, 16)
+        if code < 0x80 and chr(code) not in RESERVED and chr(code) != "%":
+            out.append(chr(code))
+        else:
+            out.append("%" + part.upper())
+    return "".join(out)
+
+
 def quote(text: str) -> str:
-    """Return ``text`` as an RFC 3261 quoted-string, escaping ``"`` and ``\\``."""
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """Return ``text`` as an RFC 3261 quoted-string.
+
+    ``"`` and ``\\`` and the control characters that qdtext excludes are written
+    as quoted-pairs (RFC 3261 §25.1); CR and LF cannot be quoted at all.
+
+    Raises:
+        LocalProtocolError: ``text`` holds CR or LF.
+    """
+    if "\r" in text or "\n" in text:
+        raise LocalProtocolError("a quoted string cannot hold CR or LF")
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    if _CTL_RE.search(escaped) is not None:
+        escaped = _CTL_RE.sub(lambda m: "\\" + m.group(0), escaped)
+    return '"' + escaped + '"'
 
 
 def read_quoted(text: str, start: int) -> tuple[str, int]:
@@ -179,18 +227,39 @@ def parse_params(text: str) -> list[Param]:
             params.append((name.lower(), None))
             continue
         value = value.strip(WSP)
-        if not value or not _param_value_ok(value):
+        if not value or not is_param_value(value):
             raise ParseError(f"bad value for parameter {name!r}", text=text)
         params.append((name.lower(), value))
     return params
 
 
-def _param_value_ok(value: str) -> bool:
+def is_param_value(value: str) -> bool:
+    """True when ``value`` is a gen-value: a token, a host or a quoted-string."""
     # RFC 3261 §25.1: gen-value = token / host / quoted-string. RFC 5118 §4.5 asks
     # for IPv6 references with brackets in ``received``, so '[', ']' and ':' pass.
+    if not value:
+        return False
     if value[0] == '"':
         return skip_quoted(value, 0) == len(value)
     return all(ch in TOKEN_CHARS or ch in "[]:" for ch in value)
+
+
+def checked_params(params: Params | Mapping[str, str | None] | None) -> Params:
+    """Parameters handed in by our own code, checked so that they print back as one value.
+
+    Names are lower-cased; each must be a token and each value a gen-value.
+
+    Raises:
+        LocalProtocolError: a name or value that would not survive printing.
+    """
+    if not params:
+        return Params()
+    out: dict[str, str | None] = {}
+    for name, value in params.items():
+        if not is_token(name) or (value is not None and not is_param_value(value)):
+            raise LocalProtocolError(f"bad parameter {name!r}={value!r}")
+        out[name.lower()] = value
+    return Params(out)
 
 
 def format_params(params: Iterable[Param]) -> str:

@@ -12,7 +12,9 @@ import re
 from callscript.sip.abnf import (
     WSP,
     Params,
+    checked_params,
     format_params,
+    has_control,
     is_token,
     parse_params,
     quote,
@@ -53,11 +55,13 @@ class Address:
         self._uri: URI | None = uri
         self._uri_text = str(uri)
         self.display = display
-        self.params = params if isinstance(params, Params) else Params(params or {})
+        self.params = checked_params(params)
         self.star = False
         self._text: str | None = None
         if display is not None and ("\r" in display or "\n" in display):
             raise LocalProtocolError("display name contains CR or LF")
+        if has_control(self._uri_text) or " " in self._uri_text or ">" in self._uri_text:
+            raise LocalProtocolError(f"URI {self._uri_text!r} cannot go inside '<...>'")
 
     @classmethod
     def parse(cls, text: str) -> Address:

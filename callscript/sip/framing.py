@@ -134,6 +134,8 @@ class StreamFramer:
         if len(values) > 1:
             raise ParseError("conflicting Content-Length headers")
         text = values.pop()
-        if not text.isdigit() or len(text) > 10:
+        digits = text.lstrip(b"0") or b"0"
+        # RFC 3261 §20.14: 1*DIGIT; never build a huge integer from a peer's digits.
+        if not text.isdigit() or len(digits) > 10:
             raise ParseError(f"bad Content-Length {text[:20]!r}")
-        return int(text)
+        return int(digits)

@@ -22,11 +22,12 @@ from callscript.sip.abnf import (
     is_word,
     parse_params,
     read_quoted,
+    skip_quoted,
     split_list,
     split_outside_quotes,
 )
 from callscript.sip.address import Address, parse_address, parse_contact
-from callscript.sip.errors import ParseError
+from callscript.sip.errors import LocalProtocolError, ParseError
 from callscript.sip.via import Via, parse_via
 
 # RFC 3261 §7.3.3 compact forms, plus those registered later (RFC 3265, 3515, 3892, 4028...).
@@ -289,7 +290,8 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _MEDIA_RE = re.compile(
     r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*/[ \t]*([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*(;.*)?", re.S
 )
-_WARNING_RE = re.compile(r"(\d{3}) ([^ ]+) (\".*\")", re.S)
+_WARNING_RE = re.compile(r"([0-9]{3}) ([^ ]+) (\".*\")", re.S)
+_CSEQ_RE = re.compile(r"[ \t]*([0-9]+)[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*")
 
 
 def parse_uint(text: str, *, limit: int = _UINT32, what: str = "value") -> int:
@@ -315,14 +317,14 @@ def _number(limit: int, what: str) -> Callable[[str], Header]:
 
 def parse_cseq(text: str) -> CSeq:
     """RFC 3261 §20.16: ``1*DIGIT LWS Method``; the number fits in 32 bits."""
-    parts = text.split()
-    if len(parts) != 2 or not is_token(parts[1]):
+    match = _CSEQ_RE.fullmatch(text)
+    if match is None:
         raise ParseError(f"malformed CSeq {text[:40]!r}", text=text)
-    number = parts[0]
-    if len(number) < 10 and number.isdigit() and number.isascii():
-        return CSeq(int(number), parts[1])
+    number, method = match.groups()
+    if len(number) < 10:
+        return CSeq(int(number), method)
     # RFC 3261 §8.1.1.5: the sequence number is a 32-bit unsigned integer (RFC 4475 §3.1.2.4).
-    return CSeq(parse_uint(parts[0], what="CSeq number"), parts[1])
+    return CSeq(parse_uint(number, what="CSeq number"), method)
 
 
 def parse_call_id(text: str) -> Text:
@@ -355,7 +357,9 @@ def parse_media_type(text: str) -> MediaType:
 def parse_auth(text: str) -> Auth:
     """RFC 3261 §25.1: ``auth-scheme LWS auth-param *(COMMA auth-param)``, any scheme."""
     value = text.strip(WSP)
-    scheme, _, rest = value.partition(" ")
+    # RFC 3261 §25.1: LWS (SP or HTAB) separates the scheme from the parameters.
+    cut = next((i for i, ch in enumerate(value) if ch in WSP), len(value))
+    scheme, rest = value[:cut], value[cut:]
     if not is_token(scheme):
         raise ParseError(f"bad auth scheme {scheme[:30]!r}", text=text)
     params: list[tuple[str, str | None]] = []
@@ -367,7 +371,8 @@ def parse_auth(text: str) -> Auth:
             if not is_token(name) or not eq or not val:
                 raise ParseError(f"bad auth-param {chunk.strip()[:30]!r}", text=text)
             if val.startswith('"'):
-                read_quoted(val, 0)  # raises when unterminated
+                if skip_quoted(val, 0) != len(val):
+                    raise ParseError(f"bad quoted auth-param {val[:30]!r}", text=text)
             elif not is_token(val):
                 raise ParseError(f"bad auth-param value {val[:30]!r}", text=text)
             params.append((name.lower(), val))
@@ -491,22 +496,40 @@ def parse_values(key: str, text: str) -> list[HeaderValue]:
 def make_value(key: str, value: object) -> HeaderValue:
     """Turn what a caller hands to ``msg[key] = value`` into a typed value.
 
+    A ``str`` or ``int`` is parsed as the header's value; a typed value must be
+    of the type the header holds (a :class:`Via` for Via, an :class:`Address`
+    for From...) and print as one valid value.
+
     Raises:
         LocalProtocolError: the value would not print as one valid header value.
     """
-    from callscript.sip.errors import LocalProtocolError
-
-    if isinstance(value, Header | Address | Via):
+    parser = PARSERS.get(key, parse_text)
+    if isinstance(value, Via | Address):
+        # Their constructors check every part, so only the type is left to check.
+        wanted = parse_via if isinstance(value, Via) else parse_address
+        if parser is not wanted and not (parser is parse_contact and wanted is parse_address):
+            raise LocalProtocolError(f"a {type(value).__name__} is not a {key} value")
+        if isinstance(value, Address) and value.star and parser is not parse_contact:
+            raise LocalProtocolError(f"'*' is not a {key} value")
         return value
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    if isinstance(value, Header):
+        text = str(value)
+    elif isinstance(value, bool) or not isinstance(value, int | str):
         raise LocalProtocolError(f"cannot use {type(value).__name__} as a {key} value")
-    text = str(value)
+    else:
+        text = str(value)
     if "\r" in text or "\n" in text or "\x00" in text:
         raise LocalProtocolError(f"{key} value contains CR, LF or NUL")
     try:
+        text.encode("utf-8", "surrogateescape")
         values = parse_values(key, text)
-    except ParseError as exc:
-        raise LocalProtocolError(f"bad {key} value {text[:40]!r}: {exc.reason}") from None
+    except (ParseError, UnicodeEncodeError) as exc:
+        reason = exc.reason if isinstance(exc, ParseError) else "not encodable as UTF-8"
+        raise LocalProtocolError(f"bad {key} value {text[:40]!r}: {reason}") from None
     if len(values) != 1:
         raise LocalProtocolError(f"{key} value must be exactly one value")
+    if isinstance(value, Header):
+        if type(values[0]) is not type(value):
+            raise LocalProtocolError(f"a {type(value).__name__} is not a {key} value")
+        return value
     return values[0]

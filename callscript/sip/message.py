@@ -47,7 +47,10 @@ _CONTENT_LENGTH = sys.intern("Content-Length")
 
 # RFC 3261 §8.1.1: headers that a request (and its responses) must carry, once each.
 REQUIRED = ("To", "From", "CSeq", "Call-ID", "Via")
-SINGLE = ("To", "From", "CSeq", "Call-ID", "Max-Forwards", "Content-Type", "Expires", "Min-Expires")
+SINGLE = (
+    "To", "From", "CSeq", "Call-ID", "Max-Forwards", "Content-Type", "Content-Length", "Expires",
+    "Min-Expires",
+)  # fmt: skip
 
 
 class Message:
@@ -69,7 +72,7 @@ class Message:
     # -- reading -------------------------------------------------------------
 
     def __getitem__(self, name: str) -> Any:
-        key = SPELLINGS.get(name) or header_key(name)
+        key = SPELLINGS.get(name) or _lookup_key(name)
         if key in LIST_HEADERS or key in REPEATED_HEADERS:
             return self._all(key)
         value = self._first(key)
@@ -86,7 +89,10 @@ class Message:
 
     def get_all(self, name: str) -> list[HeaderValue]:
         """Every value of header ``name`` in order, top first (``[]`` when absent)."""
-        return self._all(SPELLINGS.get(name) or header_key(name))
+        try:
+            return self._all(SPELLINGS.get(name) or _lookup_key(name))
+        except KeyError:
+            return []
 
     def _values(self, line: str) -> list[HeaderValue]:
         values = self._parsed.get(line)
@@ -122,7 +128,10 @@ class Message:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        return (SPELLINGS.get(name) or header_key(name)) in self._keys
+        try:
+            return (SPELLINGS.get(name) or _lookup_key(name)) in self._keys
+        except KeyError:
+            return False
 
     def header_names(self) -> list[str]:
         """Header keys in order of appearance, one per header line."""
@@ -190,6 +199,11 @@ class Message:
             if isinstance(value, list | tuple)
             else [make_value(key, value)]
         )
+        if not values:
+            raise LocalProtocolError(f"no value for {key}; use discard() to remove it")
+        if len(values) > 1 and key not in LIST_HEADERS:
+            # RFC 3261 §7.3.1: only list headers may carry several comma-separated values.
+            raise LocalProtocolError(f"{key} is not a list header; add() each value")
         written = name.strip(" \t")
         if SPELLINGS.get(written) is not None or not is_token(written):
             written = key
@@ -199,7 +213,7 @@ class Message:
 
     def __setitem__(self, name: str, value: object) -> None:
         """Replace every ``name`` header with ``value`` (a list gives several values)."""
-        key = header_key(name)
+        key = _local_key(name)
         line = self._new_line(key, name, value)
         keys = self._keys
         if key not in keys:
@@ -223,7 +237,7 @@ class Message:
 
     def discard(self, name: str) -> int:
         """Remove every ``name`` header; returns how many lines went."""
-        key = header_key(name)
+        key = _local_key(name)
         count = self._keys.count(key)
         if count:
             kept = [(k, ln) for k, ln in zip(self._keys, self._lines, strict=True) if k != key]
@@ -233,7 +247,7 @@ class Message:
 
     def add(self, name: str, value: object) -> None:
         """Append a ``name`` header line after all the others."""
-        key = header_key(name)
+        key = _local_key(name)
         self._lines.append(self._new_line(key, name, value))
         self._keys.append(key)
 
@@ -243,7 +257,7 @@ class Message:
         This is how a proxy pushes its Via (RFC 3261 §16.6 step 8) and
         Record-Route (§16.6 step 4).
         """
-        key = header_key(name)
+        key = _local_key(name)
         keys = self._keys
         i = keys.index(key) if key in keys else 0
         self._lines.insert(i, self._new_line(key, name, value))
@@ -255,7 +269,7 @@ class Message:
         Raises:
             KeyError: no such header.
         """
-        key = header_key(name)
+        key = _local_key(name)
         keys, lines = self._keys, self._lines
         while key in keys:
             i = keys.index(key)
@@ -271,7 +285,7 @@ class Message:
 
     def set_top(self, name: str, value: object) -> None:
         """Replace the topmost ``name`` value, keeping the others (e.g. Via ``received``)."""
-        key = header_key(name)
+        key = _local_key(name)
         keys, lines = self._keys, self._lines
         for i, k in enumerate(keys):
             if k == key:
@@ -419,8 +433,11 @@ class Request(Message):
     def uri(self, value: URI | str) -> None:
         if isinstance(value, str):
             value = parse_uri(value)
+        text = str(value)
+        if has_control(text) or " " in text or "\t" in text:
+            raise LocalProtocolError(f"Request-URI {text!r} holds whitespace or controls")
         self._uri = value
-        self._uri_text = str(value)
+        self._uri_text = text
 
     @property
     def start_line(self) -> str:
@@ -490,6 +507,12 @@ class Response(Message):
         """The method of the request this answers (from CSeq)."""
         return self.cseq.method
 
+    def validate(self) -> None:
+        # RFC 3261 §25.1: Reason-Phrase holds no control characters but HTAB.
+        if has_control(self.reason):
+            raise ParseError("control character in the reason phrase", line=1, text=self.reason)
+        super().validate()
+
     def _copy_start(self, new: Any) -> None:
         new.status = self.status
         new.reason = self.reason
@@ -499,6 +522,22 @@ class Response(Message):
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason}>"
+
+
+def _lookup_key(name: str) -> str:
+    # A name that cannot be a header name is simply absent.
+    try:
+        return header_key(name)
+    except ParseError:
+        raise KeyError(name) from None
+
+
+def _local_key(name: str) -> str:
+    # Our own code names the header to change, so a bad name is our mistake.
+    try:
+        return header_key(name)
+    except ParseError:
+        raise LocalProtocolError(f"bad header name {name[:40]!r}") from None
 
 
 def _parse_line(line: str, key: str | None = None) -> list[HeaderValue]:
@@ -592,16 +631,21 @@ def _slow_key(line: str, index: int) -> str:
 
 def _folded_lines(raw_lines: list[str]) -> list[str]:
     # RFC 3261 §7.3.1: a line that starts with SP/HTAB continues the previous one.
+    # Each header's pieces are joined once, so a long run of folds stays linear.
     lines: list[str] = []
-    for line in raw_lines:
+    pieces: list[str] = []
+    for number, line in enumerate(raw_lines, 1):
         if line[:1] in (" ", "\t") and line:
-            if len(lines) < 2:
+            if number <= 2:
                 raise ParseError(
-                    "continuation line before the first header", line=len(lines) + 1, text=line
+                    "continuation line before the first header", line=number, text=line
                 )
-            lines[-1] += "\r\n" + line
+            pieces.append(line)
         else:
-            lines.append(line)
+            if pieces:
+                lines.append("\r\n".join(pieces))
+            pieces = [line]
+    lines.append("\r\n".join(pieces))
     return lines
 
 
@@ -620,9 +664,7 @@ def _parse_start(line: str) -> Request | Response:
     parts = line.split(" ")
     # RFC 3261 §7.1: Method SP Request-URI SP SIP-Version, single spaces (RFC 4475 §3.1.2.9-10).
     if len(parts) != 3 or not all(parts):
-        raise ParseError(
-            "request line is not 'Method SP Request-URI SP SIP/2.0'", line=1, text=line
-        )
+        raise ParseError(_request_line_problem(line), line=1, text=line)
     method, uri_text, version = parts
     _check_version(version, line)
     if not is_token(method):
@@ -632,6 +674,18 @@ def _parse_start(line: str) -> Request | Response:
     request._uri = None
     request._uri_text = uri_text
     return request
+
+
+def _request_line_problem(line: str) -> str:
+    # Name what is wrong: RFC 4475 §3.1.2.8 (LWS in the URI), §3.1.2.9 (extra SP), §3.1.2.10.
+    shape = "request line is not 'Method SP Request-URI SP SIP/2.0'"
+    if line != line.rstrip(" \t"):
+        return f"{shape}: whitespace after the SIP-Version"
+    if "  " in line or "\t" in line:
+        return f"{shape}: more than one SP between its elements"
+    if line.count(" ") > 2:
+        return f"{shape}: whitespace inside the Request-URI"
+    return f"{shape}: missing element"
 
 
 def _check_version(version: str, line: str) -> None:
@@ -652,8 +706,9 @@ def _parse_status_line(line: str) -> Response:
     if not (code.isdigit() and code.isascii()) or sep not in (" ", ""):
         raise ParseError("status code must be three digits (RFC 3261 §7.2)", line=1, text=line)
     status = int(code)
-    if status < 100:
-        raise ParseError(f"status code {status} below 100", line=1, text=line)
+    if not 100 <= status <= 699:
+        # RFC 3261 §21: response classes run from 1xx to 6xx.
+        raise ParseError(f"status code {status} is not 100-699", line=1, text=line)
     response = object.__new__(Response)
     response.status = status
     response.reason = reason

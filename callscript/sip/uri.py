@@ -13,7 +13,14 @@ import ipaddress
 import re
 from typing import cast
 
-from callscript.sip.abnf import Params, format_params, has_control, parse_params, unescape
+from callscript.sip.abnf import (
+    Params,
+    format_params,
+    has_control,
+    normalize_escapes,
+    parse_params,
+    unescape,
+)
 from callscript.sip.errors import LocalProtocolError, ParseError
 
 _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
@@ -21,14 +28,19 @@ _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 _USER_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+")
 # RFC 3261 §25.1: password = *( unreserved / escaped / "&" / "=" / "+" / "$" / "," )
 _PASSWORD_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*")
-# RFC 3261 §25.1: hostname = *( domainlabel "." ) toplabel [ "." ]
-_HOSTNAME_RE = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)*"
-    r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.?"
+# RFC 3261 §25.1: hostname = *( domainlabel "." ) toplabel [ "." ], and a toplabel
+# starts with a letter, so "192.0.2.300" is a bad IPv4 address, not a host name.
+HOSTNAME = (
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.?"
 )
-_IPV4_RE = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
-# RFC 5118 §4.10: tolerate RFC 3261's IPv6 ABNF bug, so only the alphabet is checked here.
-_IPV6_RE = re.compile(r"\[[0-9A-Fa-f:.]+\]")
+# RFC 3261 §25.1: IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT (each 0-255).
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
+IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+# The alphabet of an IPv6 reference; is_ipv6_reference() checks the address itself.
+IPV6_REFERENCE = r"\[[0-9A-Fa-f:.]+\]"
+HOST_RE = re.compile(rf"{HOSTNAME}|{IPV4}")
+IPV4_RE = re.compile(IPV4)
+_IPV6_RE = re.compile(IPV6_REFERENCE)
 # RFC 3261 §25.1: paramchar = param-unreserved / unreserved / escaped
 _PARAMCHARS_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+")
 # RFC 3261 §25.1: hname / hvalue = 1*( hnv-unreserved / unreserved / escaped )
@@ -165,6 +177,8 @@ class URI:
         for name, value in changes.items():
             if name not in URI.__slots__ or name == "_text":
                 raise TypeError(f"URI has no attribute {name!r}")
+            if name == "scheme" and isinstance(value, str):
+                value = value.lower()
             if name == "params" and not isinstance(value, Params):
                 value = Params(cast(dict[str, str | None], value))
             setattr(new, name, value)
@@ -228,34 +242,37 @@ class URI:
         return uri_equal(self, other)
 
     def __hash__(self) -> int:
+        # Only what equal URIs always share: parameters may differ between equal URIs.
         if self.is_sip:
-            user = unescape(self.user) if self.user is not None else None
-            return hash((self.scheme, user, self.host.lower(), self.port))
-        return hash((self.scheme, unescape(str(self)).lower()))
+            return hash((self.scheme, _normal(self.user), self.host.lower(), self.port))
+        if self.scheme == "tel":
+            return hash((self.scheme, _tel_key(self)))
+        return hash((self.scheme, normalize_escapes(self.opaque)))
 
 
 def uri_equal(a: URI, b: URI) -> bool:
-    """RFC 3261 §19.1.4: whether two URIs are equivalent."""
+    """RFC 3261 §19.1.4: whether two URIs are equivalent (RFC 3966 §4 for tel)."""
     if a.scheme != b.scheme:
+        # RFC 3261 §19.1.4: a SIP and a SIPS URI are never equivalent.
         return False
     if not a.is_sip:
         if a.scheme == "tel":
-            return _tel_key(a) == _tel_key(b) and _params_equal(a.params, b.params, strict=())
-        return unescape(a.opaque) == unescape(b.opaque)
-    # RFC 3261 §19.1.4: userinfo compares case-sensitively, escapes decoded.
-    if _unescaped(a.user) != _unescaped(b.user) or _unescaped(a.password) != _unescaped(b.password):
+            return _tel_key(a) == _tel_key(b) and _tel_params(a) == _tel_params(b)
+        return normalize_escapes(a.opaque) == normalize_escapes(b.opaque)
+    # RFC 3261 §19.1.4: userinfo compares case-sensitively, unreserved escapes decoded.
+    if _normal(a.user) != _normal(b.user) or _normal(a.password) != _normal(b.password):
         return False
     # RFC 3261 §19.1.4: host compares case-insensitively; an omitted port differs from 5060.
     if a.host.lower() != b.host.lower() or a.port != b.port:
         return False
-    if not _params_equal(a.params, b.params, strict=_STRICT_PARAMS):
+    if not _params_equal(_param_map(a.params), _param_map(b.params)):
         return False
-    # RFC 3261 §19.1.4: every header must appear in both, with equal values.
+    # RFC 3261 §19.1.4: header components are never ignored; every one must match.
     return _headers_key(a) == _headers_key(b)
 
 
-def _unescaped(text: str | None) -> str | None:
-    return None if text is None else unescape(text)
+def _normal(text: str | None) -> str | None:
+    return None if text is None else normalize_escapes(text)
 
 
 def _tel_key(uri: URI) -> str:
@@ -263,28 +280,30 @@ def _tel_key(uri: URI) -> str:
     return re.sub(r"[\-.()]", "", unescape(uri.user or "")).lower()
 
 
-def _params_equal(a: Params, b: Params, *, strict: tuple[str, ...]) -> bool:
+def _tel_params(uri: URI) -> dict[str, str | None]:
+    # RFC 3966 §4: every parameter must be in both; values compare case-insensitively.
+    return _param_map(uri.params)
+
+
+def _param_map(params: Params) -> dict[str, str | None]:
+    # Names and values as compared: unreserved escapes decoded, case folded.
+    return {
+        normalize_escapes(name).lower(): None if value is None else normalize_escapes(value).lower()
+        for name, value in params.items()
+    }
+
+
+def _params_equal(a: dict[str, str | None], b: dict[str, str | None]) -> bool:
     # RFC 3261 §19.1.4: user/ttl/method/maddr/transport must match when either has them;
     # other parameters must match only when both have them.
-    for name in strict:
+    for name in _STRICT_PARAMS:
         if (name in a) != (name in b):
             return False
-    for name, value in a.items():
-        if name in b:
-            other = b[name]
-            if (value is None) != (other is None):
-                return False
-            if (
-                value is not None
-                and other is not None
-                and unescape(value).lower() != unescape(other).lower()
-            ):
-                return False
-    return True
+    return all(b[name] == value for name, value in a.items() if name in b)
 
 
-def _headers_key(uri: URI) -> set[tuple[str, str]]:
-    return {(unescape(k).lower(), unescape(v)) for k, v in uri.headers}
+def _headers_key(uri: URI) -> list[tuple[str, str]]:
+    return sorted((normalize_escapes(k).lower(), normalize_escapes(v)) for k, v in uri.headers)
 
 
 # -- parsing -----------------------------------------------------------------
@@ -345,7 +364,7 @@ def _parse_hostport(hostport: str, text: str) -> tuple[str, int | None]:
     if hostport.startswith("["):
         close = hostport.find("]")
         host, after = hostport[: close + 1], hostport[close + 1 :]
-        if close < 0 or not _IPV6_RE.fullmatch(host):
+        if close < 0 or not is_ipv6_reference(host):
             raise ParseError(f"bad IPv6 reference in {text[:60]!r}", text=text)
         port_text = after[1:] if after.startswith(":") else None
         if after and port_text is None:
@@ -353,10 +372,11 @@ def _parse_hostport(hostport: str, text: str) -> tuple[str, int | None]:
     else:
         host, colon, port_text_ = hostport.partition(":")
         port_text = port_text_ if colon else None
-        if not (_HOSTNAME_RE.fullmatch(host) or _IPV4_RE.fullmatch(host)):
+        if ":" in port_text_ and isinstance(ip_literal(hostport), ipaddress.IPv6Address):
+            # RFC 5118 §4.2: an IPv6 address in a URI must be enclosed in '[' and ']'.
+            raise ParseError(f"IPv6 address without '[ ]' in {text[:60]!r}", text=text)
+        if not HOST_RE.fullmatch(host):
             raise ParseError(f"bad host {host[:40]!r} in {text[:60]!r}", text=text)
-        if _IPV4_RE.fullmatch(host) and not _valid_ipv4(host):
-            raise ParseError(f"bad IPv4 address {host!r}", text=text)
     port = None
     if port_text is not None:
         # RFC 3261 §25.1: port = 1*DIGIT; a TCP/UDP port fits in 16 bits.
@@ -371,8 +391,29 @@ def _parse_hostport(hostport: str, text: str) -> tuple[str, int | None]:
     return host, port
 
 
-def _valid_ipv4(host: str) -> bool:
-    return all(int(part) <= 255 for part in host.split("."))
+def is_ipv6_reference(host: str) -> bool:
+    """True when ``host`` is ``[IPv6address]`` (RFC 3261 §25.1, RFC 5954).
+
+    RFC 5118 §4.10 asks parsers to tolerate the RFC 3261 ABNF slip that lets
+    an IPv4 tail follow ``::`` with a third colon (``[2001:db8:::192.0.2.1]``).
+    """
+    if _IPV6_RE.fullmatch(host) is None:
+        return False
+    inner = host[1:-1]
+    try:
+        ipaddress.IPv6Address(inner)
+        return True
+    except ValueError:
+        pass
+    # RFC 5118 §4.10: "hexseq ::" then ":" IPv4address, the form RFC 5954 removed.
+    head, sep, tail = inner.partition(":::")
+    if not sep or ":" in tail or IPV4_RE.fullmatch(tail) is None:
+        return False
+    try:
+        ipaddress.IPv6Address(f"{head}::{tail}")
+        return True
+    except ValueError:
+        return False
 
 
 def _parse_uri_params(param_text: str, text: str) -> list[tuple[str, str | None]]:

@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import re
 
-from callscript.sip.abnf import Params, format_params, parse_params
+from callscript.sip.abnf import Params, checked_params, format_params, is_token, parse_params
 from callscript.sip.errors import LocalProtocolError, ParseError
-from callscript.sip.uri import _HOSTNAME_RE, _IPV4_RE, _IPV6_RE, ip_literal
+from callscript.sip.uri import (
+    HOST_RE,
+    HOSTNAME,
+    IPV4,
+    IPV4_RE,
+    IPV6_REFERENCE,
+    ip_literal,
+    is_ipv6_reference,
+)
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
 _FAST_RE = re.compile(
-    rf"SIP/2\.0/({_TOKEN}) ((?:{_LABEL}\.)*{_LABEL}\.?|\[[0-9A-Fa-f:.]+\])(?::([0-9]{{1,5}}))?"
+    rf"SIP/2\.0/({_TOKEN}) ({HOSTNAME}|{IPV4}|{IPV6_REFERENCE})(?::([0-9]{{1,5}}))?"
     rf"((?:;{_TOKEN}(?:={_TOKEN})?)*)"
 )
 # Parameters whose values parse_via checks beyond the token grammar.
@@ -47,15 +54,21 @@ class Via:
         params: Params | dict[str, str | None] | None = None,
         protocol: str = "SIP/2.0",
     ) -> None:
+        if not is_token(transport) or protocol != "SIP/2.0":
+            raise LocalProtocolError(f"bad Via protocol {protocol!r}/{transport!r}")
+        if ":" in host and not host.startswith("["):
+            # An IPv6 address is written as a reference in a Via (RFC 3261 §25.1 sent-by).
+            host = f"[{host}]"
+        if not (HOST_RE.fullmatch(host) or is_ipv6_reference(host)):
+            raise LocalProtocolError(f"bad Via host {host!r}")
+        if port is not None and (isinstance(port, bool) or not 0 <= port <= 65535):
+            raise LocalProtocolError(f"bad Via port {port!r}")
         self.protocol = protocol
         self.transport = transport.upper()
         self.host = host
         self.port = port
-        self.params = params if isinstance(params, Params) else Params(params or {})
+        self.params = checked_params(params)
         self._text: str | None = None
-        for part in (transport, host, *(v for v in self.params.values() if v)):
-            if any(ch in part for ch in "\r\n ,;"):
-                raise LocalProtocolError(f"Via part {part!r} contains a separator")
 
     @classmethod
     def parse(cls, text: str) -> Via:
@@ -132,6 +145,8 @@ def parse_via(text: str) -> Via:
     via = Via.__new__(Via)
     via.protocol = "SIP/2.0"
     via.transport = transport if transport in _TRANSPORTS else transport.upper()
+    if host[0] == "[" and not is_ipv6_reference(host):
+        raise ParseError(f"bad IPv6 reference in Via {host!r}", text=text)
     via.host = host
     via.port = None if port is None else int(port)
     if via.port is not None and via.port > 65535:
@@ -176,9 +191,9 @@ def _parse_via_slow(text: str) -> Via:
 
 def _checked_host(host: str, text: str) -> str:
     if host.startswith("["):
-        if not _IPV6_RE.fullmatch(host):
+        if not is_ipv6_reference(host):
             raise ParseError(f"bad IPv6 reference in Via {host!r}", text=text)
-    elif not (_HOSTNAME_RE.fullmatch(host) or _IPV4_RE.fullmatch(host)):
+    elif HOST_RE.fullmatch(host) is None:
         raise ParseError(f"bad host in Via {host!r}", text=text)
     return host
 
@@ -210,6 +225,4 @@ def _check_via_params(params: Params, text: str) -> None:
 
 
 def _is_ipv4(text: str) -> bool:
-    return _IPV4_RE.fullmatch(text) is not None and all(
-        int(part) <= 255 for part in text.split(".")
-    )
+    return IPV4_RE.fullmatch(text) is not None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import ssl
 from dataclasses import dataclass, field
 
 from callscript.engine.config import ServerConfig
@@ -21,9 +20,11 @@ from callscript.sip.proxy.config import ProxyConfig
 from callscript.sip.proxy.core import ProxyCore
 from callscript.sip.registrar import RegistrarPolicy
 from callscript.store.sqlite import SqliteStore
+from callscript.errors import TransportError
+from callscript.transport.endpoint import TransportConfig
 from callscript.transport.manager import TransportManager
 from callscript.transport.resolver import Resolver
-from callscript.transport.tlsconf import server_context
+from callscript.transport.tlsconf import TlsConfig
 
 log = logging.getLogger("callscript.server")
 
@@ -46,14 +47,17 @@ class Server:
         config = self.config
         loop = asyncio.get_running_loop()
         self.store = SqliteStore(config.database)
-        tls: ssl.SSLContext | None = None
-        if config.tls_cert and config.tls_key:
-            tls = server_context(config.tls_cert, config.tls_key)
-        transports = self.transports = TransportManager(
-            udp_rcvbuf=config.udp_rcvbuf, max_message_size=config.max_message_size, tls_server=tls
+        transport_config = TransportConfig(
+            udp_max_size=config.max_message_size,
+            stream_max_size=config.max_message_size,
+            udp_rcvbuf=config.udp_rcvbuf,
+            tls=TlsConfig(certfile=config.tls_cert, keyfile=config.tls_key),
         )
+        transports = self.transports = TransportManager(transport_config)
         for listen in config.listen:
-            listener = await transports.listen(listen.transport.upper(), listen.host, listen.port)
+            listener = await transports.listen(
+                listen.transport.upper(), listen.host, listen.port, advertise=config.advertise
+            )
             host, port = listener.host, listener.port
             self.addresses.append((listen.transport.upper(), host, port))
             log.info("listening on %s %s:%d", listen.transport.upper(), host, port)
@@ -83,7 +87,7 @@ class Server:
             location=self.store.location,
             accounts=self.store.accounts,
             auth_for=auth_for,
-            resolver=Resolver(nameservers),
+            resolver=_resolver(nameservers),
             ids=self.ids,
         )
         driver.dispatch = self.router.dispatch
@@ -140,6 +144,15 @@ def _is_loopback(text: str) -> bool:
         return ipaddress.ip_address(text.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def _resolver(nameservers: list[tuple[str, int]] | None) -> Resolver:
+    try:
+        return Resolver(nameservers)
+    except TransportError:
+        # No system DNS configuration: numeric hosts still work; names fail to resolve.
+        log.warning("no DNS configuration found; only numeric hosts will resolve")
+        return Resolver([("127.0.0.1", 53)])
 
 
 def _nameserver(text: str) -> tuple[str, int]:

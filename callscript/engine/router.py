@@ -39,7 +39,7 @@ from callscript.transport.resolver import Resolver
 
 log = logging.getLogger("callscript.calls")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, SUBSCRIBE, NOTIFY, REFER, INFO, UPDATE, PRACK"
+ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "MESSAGE", "SUBSCRIBE", "NOTIFY", "REFER", "INFO", "UPDATE", "PRACK")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,14 +168,15 @@ class Router:
     def _for_proxy(self, request: Request) -> bool:
         # The Request-URI names the proxy itself (no user part): OPTIONS pings, sipsak -s.
         uri = request.uri
-        return uri.is_sip and not uri.user and (self.config.is_local(uri) or uri.host.lower() in self.config.domains)
+        host = uri.host.lower()
+        return uri.is_sip and not uri.user and (host in self.config.local_hosts or host in self.config.domains)
 
     def _answer_self(self, ctx: str, request: Request) -> None:
         if request.method == "OPTIONS":
-            headers = [("Allow", ALLOW), ("Accept", "application/sdp"), ("Supported", "")]
+            headers: list[tuple[str, object]] = [("Allow", list(ALLOW)), ("Accept", "application/sdp")]
             self.reply(ctx, 200, headers=headers)
         else:
-            self.reply(ctx, 405, headers=[("Allow", "OPTIONS, REGISTER")])
+            self.reply(ctx, 405, headers=[("Allow", ["OPTIONS", "REGISTER"])])
 
     async def _route_in_dialog(self, ctx: str, request: Request) -> None:
         hop = next_hop(request)

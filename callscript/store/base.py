@@ -304,6 +304,32 @@ def order_bindings(rows: builtins.list[tuple[int, Binding]]) -> builtins.list[Bi
     return [binding for _, binding in sorted(rows, key=lambda row: (-row[1].q, -row[0]))]
 
 
+# -- text a SQL database can hold -------------------------------------------------
+
+# Peer bytes that are not UTF-8 reach us as lone surrogates (surrogateescape), and
+# %00 unescapes to NUL; neither SQLite (UTF-8) nor PostgreSQL text can hold them.
+_UNSAFE_RE = re.compile(r"[\\\x00\ud800-\udfff]")
+_ESCAPED_RE = re.compile(r"\\(\\|u[0-9a-f]{4})")
+
+
+def to_sql_text(text: str) -> str:
+    """``text`` in a form any SQL text column holds, reversibly (:func:`from_sql_text`).
+
+    Backslash doubles; NUL and lone surrogates become ``\\uXXXX``; everything
+    else, UTF-8 included, is stored as it is.
+    """
+    if _UNSAFE_RE.search(text) is None:
+        return text
+    return _UNSAFE_RE.sub(lambda m: "\\\\" if m[0] == "\\" else f"\\u{ord(m[0]):04x}", text)
+
+
+def from_sql_text(text: str) -> str:
+    """The text :func:`to_sql_text` stored."""
+    if "\\" not in text:
+        return text
+    return _ESCAPED_RE.sub(lambda m: "\\" if m[1] == "\\" else chr(int(m[1][1:], 16)), text)
+
+
 # -- digest H(A1) ----------------------------------------------------------------
 
 
@@ -340,7 +366,7 @@ def check_account_names(username: str, domain: str, realm: str, role: str) -> No
         StoreError: what is wrong.
     """
     for label, value in (("username", username), ("domain", domain), ("realm", realm)):
-        if not value or has_control(value) or value != value.strip():
+        if not value or has_control(value) or value != value.strip() or not _utf8(value):
             raise StoreError(f"bad {label}: {value!r}")
     # A ':' in the username would let "a:b" + realm "c" collide with "a" + realm "b:c".
     if ":" in username or "@" in username:
@@ -349,3 +375,12 @@ def check_account_names(username: str, domain: str, realm: str, role: str) -> No
         raise StoreError(f"bad domain: {domain!r}")
     if role not in ROLES:
         raise StoreError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+
+
+def _utf8(text: str) -> bool:
+    # Undecodable bytes (lone surrogates) could not go into a header or onto a terminal.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

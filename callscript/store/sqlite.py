@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 
 from callscript.sip.uri import URI
 from callscript.store.base import (
@@ -21,7 +20,7 @@ from callscript.store.base import (
     parse_contact,
 )
 from callscript.store.sqlite_accounts import SqliteAccountStore
-from callscript.store.sqlite_db import Database, as_float, as_int, migrate
+from callscript.store.sqlite_db import Database, Transaction, as_float, as_int, migrate
 
 MEMORY = ":memory:"
 
@@ -133,12 +132,12 @@ class SqliteLocationStore:
     def remove_all(self, aor: str) -> int:
         """See :meth:`LocationStore.remove_all`."""
         with self._db.write() as conn:
-            return conn.execute("DELETE FROM bindings WHERE aor = ?", (aor,)).rowcount
+            return conn.execute("DELETE FROM bindings WHERE aor = ?", (aor,))
 
     def expire(self, *, now: float) -> int:
         """See :meth:`LocationStore.expire`."""
         with self._db.write() as conn:
-            return conn.execute("DELETE FROM bindings WHERE expires_at <= ?", (now,)).rowcount
+            return conn.execute("DELETE FROM bindings WHERE expires_at <= ?", (now,))
 
     def count(self, *, now: float) -> int:
         """See :meth:`LocationStore.count`."""
@@ -146,11 +145,9 @@ class SqliteLocationStore:
         return as_int(rows[0][0])
 
 
-def _delete_equal(conn: sqlite3.Connection, aor: str, uri: URI, key: str) -> int:
+def _delete_equal(conn: Transaction, aor: str, uri: URI, key: str) -> int:
     """Delete the bindings of ``aor`` whose contact equals ``uri``; returns how many."""
-    rows = conn.execute(
-        "SELECT contact FROM bindings WHERE aor = ? AND contact_key = ?", (aor, key)
-    ).fetchall()
+    rows = conn.query("SELECT contact FROM bindings WHERE aor = ? AND contact_key = ?", (aor, key))
     removed = 0
     for (text,) in rows:
         # RFC 3261 §19.1.4: the key narrowed the rows down; URI comparison decides.

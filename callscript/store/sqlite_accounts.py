@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import builtins
-import sqlite3
 
 from callscript.store.base import (
     Account,
@@ -15,7 +14,7 @@ from callscript.store.base import (
     check_account_names,
     compute_ha1s,
 )
-from callscript.store.sqlite_db import Database, as_float
+from callscript.store.sqlite_db import Database, Transaction, as_float
 
 _ACCOUNT_QUERY = (
     "SELECT a.username, a.domain, a.realm, a.role, a.created_at, h.algorithm, h.ha1"
@@ -54,10 +53,10 @@ class SqliteAccountStore:
         )
         # BEGIN IMMEDIATE holds the write lock, so nobody adds the same name in between.
         with self._db.write() as conn:
-            taken = conn.execute(
+            taken = conn.query(
                 "SELECT 1 FROM accounts WHERE username = ? AND (domain = ? OR realm = ?)",
                 (username, domain, realm),
-            ).fetchall()
+            )
             if taken:
                 raise AccountExists(f"{username}@{domain} (realm {realm!r}) already exists")
             conn.execute(
@@ -72,9 +71,9 @@ class SqliteAccountStore:
         """See :meth:`AccountStore.set_password`."""
         domain = domain.lower()
         with self._db.write() as conn:
-            rows = conn.execute(
+            rows = conn.query(
                 "SELECT realm FROM accounts WHERE username = ? AND domain = ?", (username, domain)
-            ).fetchall()
+            )
             if not rows:
                 raise AccountNotFound(f"no account {username}@{domain}")
             realm = str(rows[0][0])
@@ -98,7 +97,7 @@ class SqliteAccountStore:
             # The account_ha1 rows go with it (ON DELETE CASCADE).
             gone = conn.execute(
                 "DELETE FROM accounts WHERE username = ? AND domain = ?", (username, domain)
-            ).rowcount
+            )
             if not gone:
                 raise AccountNotFound(f"no account {username}@{domain}")
 
@@ -135,8 +134,8 @@ class SqliteAccountStore:
         return _accounts(rows)
 
 
-def _insert_ha1s(conn: sqlite3.Connection, account: Account) -> None:
-    conn.executemany(
+def _insert_ha1s(conn: Transaction, account: Account) -> None:
+    conn.execute_many(
         "INSERT INTO account_ha1 (username, domain, algorithm, ha1) VALUES (?, ?, ?, ?)",
         [(account.username, account.domain, name, ha1) for name, ha1 in account.ha1.items()],
     )

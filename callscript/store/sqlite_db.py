@@ -3,6 +3,9 @@
 One connection (WAL journal, busy timeout, foreign keys on) usable from any
 thread: a lock lets one statement or transaction through at a time. Writes
 run in ``BEGIN IMMEDIATE`` transactions, so a reader never sees half a change.
+Every string goes in through :func:`~callscript.store.base.to_sql_text` and
+comes out through :func:`~callscript.store.base.from_sql_text`, so text from
+a peer (undecodable bytes, NUL) is stored and read back exactly.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from callscript.store.base import StoreError
+from callscript.store.base import StoreError, from_sql_text, to_sql_text
 from callscript.store.schema import (
     CREATE_VERSION_TABLE,
     CURRENT_VERSION_QUERY,
@@ -24,6 +27,34 @@ from callscript.store.schema import (
 BUSY_TIMEOUT_MS = 5000
 
 _Params = Sequence[object]
+Row = tuple[object, ...]
+
+
+def _encode(params: _Params) -> list[object]:
+    return [to_sql_text(p) if isinstance(p, str) else p for p in params]
+
+
+def _decode(rows: list[Row]) -> list[Row]:
+    return [tuple(from_sql_text(v) if isinstance(v, str) else v for v in row) for row in rows]
+
+
+class Transaction:
+    """The statements of one write transaction; results are read in full at once."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def query(self, sql: str, params: _Params = ()) -> list[Row]:
+        """All rows of one query."""
+        return _decode(self._conn.execute(sql, _encode(params)).fetchall())
+
+    def execute(self, sql: str, params: _Params = ()) -> int:
+        """Run one statement; returns how many rows it changed."""
+        return self._conn.execute(sql, _encode(params)).rowcount
+
+    def execute_many(self, sql: str, rows: Sequence[_Params]) -> None:
+        """Run one statement once per parameter row."""
+        self._conn.executemany(sql, [_encode(row) for row in rows])
 
 
 class Database:
@@ -44,16 +75,16 @@ class Database:
             self._conn.close()
             raise StoreError(f"cannot open database {path!r}: {exc}") from exc
 
-    def read(self, sql: str, params: _Params = ()) -> list[tuple[object, ...]]:
-        """All rows of one query."""
+    def read(self, sql: str, params: _Params = ()) -> list[Row]:
+        """All rows of one query, outside any write transaction."""
         with self._lock:
             try:
-                return self._conn.execute(sql, params).fetchall()
+                return _decode(self._conn.execute(sql, _encode(params)).fetchall())
             except sqlite3.Error as exc:
                 raise StoreError(f"database read failed: {exc}") from exc
 
     @contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> Iterator[Transaction]:
         """A transaction: committed when the block ends, rolled back if it raises."""
         with self._lock:
             try:
@@ -61,7 +92,7 @@ class Database:
             except sqlite3.Error as exc:
                 raise StoreError(f"database busy or unwritable: {exc}") from exc
             try:
-                yield self._conn
+                yield Transaction(self._conn)
             except sqlite3.Error as exc:
                 self._conn.execute("ROLLBACK")
                 raise StoreError(f"database write failed: {exc}") from exc

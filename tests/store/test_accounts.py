@@ -92,6 +92,13 @@ def test_ha1_is_none_for_unknown_user_realm_or_algorithm(accounts: AccountStore)
     assert accounts.ha1("Alice", "example.com", "MD5") is None
 
 
+def test_lookups_with_undecodable_or_nul_names_find_nothing(accounts: AccountStore) -> None:
+    accounts.add("alice", "example.com", "s3cret", now=NOW)
+    assert accounts.get("alice\udcff", "example.com") is None
+    assert accounts.ha1("alice\x00", "example.com", "MD5") is None
+    assert accounts.ha1("alice", "example.com\\", "MD5") is None
+
+
 def test_realm_defaults_to_the_domain_and_the_domain_is_lower_cased(
     accounts: AccountStore,
 ) -> None:
@@ -179,6 +186,7 @@ def test_list_is_sorted_by_domain_then_user_and_filters_by_domain(
         ("alice\r\n", "example.com", "x", "user"),
         ("alice", "example.com", "", "user"),
         ("alice", "example.com", "x", "root"),
+        ("al\udcffice", "example.com", "x", "user"),
     ],
 )
 def test_add_refuses_bad_names_empty_password_and_unknown_roles(

@@ -222,6 +222,24 @@ def test_binding_refuses_impossible_values(changes: dict[str, object]) -> None:
         binding("sip:alice@192.0.2.1", **changes)
 
 
+def test_text_from_a_peer_round_trips_exactly(location: LocationStore) -> None:
+    """Undecodable bytes (lone surrogates), NUL and backslashes survive storage unchanged."""
+    aor = "sip:\udcff\x00\\u0041@example.com"  # what URI.aor makes of sip:%FF%00%5Cu0041@...
+    saved = binding(
+        "sip:%FF@192.0.2.1",
+        aor=aor,
+        call_id="c\\1",
+        user_agent="phone \udce9 caf\u00e9",
+        instance_id='"<urn:\x00>"',
+        path=("<sip:\udcff@p.example.com;lr>",),
+    )
+    location.save(saved)
+    assert location.bindings(aor, now=NOW) == [saved]
+    assert location.bindings("sip:\\udcff\\u0000\\\\u0041@example.com", now=NOW) == []
+    assert location.find(aor, "sip:%ff@192.0.2.1", now=NOW) == saved
+    assert location.remove(aor, "sip:%FF@192.0.2.1") == 1
+
+
 def test_the_largest_32_bit_cseq_and_reg_id_are_stored(location: LocationStore) -> None:
     saved = binding(cseq=2**32 - 1, reg_id=2**32 - 1)
     location.save(saved)

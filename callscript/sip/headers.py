@@ -217,6 +217,9 @@ class MediaType(Header):
     def __str__(self) -> str:
         return f"{self.type}/{self.subtype}{format_params(self.params.items())}"
 
+    def __repr__(self) -> str:
+        return f"MediaType({str(self)!r})"
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, MediaType) and str(self) == str(other)
 
@@ -247,6 +250,9 @@ class Auth(Header):
         body = ", ".join(f"{k}={v}" if v is not None else k for k, v in self.params.items())
         return f"{self.scheme} {body}"
 
+    def __repr__(self) -> str:
+        return f"Auth({str(self)!r})"
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Auth) and str(self) == str(other)
 
@@ -269,6 +275,9 @@ class Date(Header):
 
     def __str__(self) -> str:
         return self.text
+
+    def __repr__(self) -> str:
+        return f"Date({self.text!r})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Date) and self.moment == other.moment

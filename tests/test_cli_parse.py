@@ -365,3 +365,25 @@ def test_installed_console_script_reads_stdin_and_exits_1_on_error() -> None:
     )
     assert (done.returncode, done.stdout) == (1, b"")
     assert done.stderr == b"<stdin>: line 1: SIP version 7.0 not supported (505)\n"
+
+
+def test_star_contact_date_and_non_utf8_header_bytes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A Contact of '*', a Date and raw non-UTF-8 header octets all print (octets as \\xNN)."""
+    data = message(
+        "REGISTER sip:registrar.biloxi.example.com SIP/2.0",
+        "Via: SIP/2.0/UDP bobspc.biloxi.example.com:5060;branch=z9hG4bKnashds7",
+        "To: <sip:bob@biloxi.example.com>",
+        "From: <sip:bob@biloxi.example.com>;tag=456248",
+        "Call-ID: 843817637684230@998sdasdh09",
+        "CSeq: 1827 REGISTER",
+        "Contact: *",
+        "Expires: 0",
+        "Date: Sat, 13 Nov 2010 23:29:00 GMT",
+        "Content-Length: 0",
+    ).replace(b"Expires: 0", b"X-Note: caf\xe9\r\nExpires: 0")
+    headers = {h["name"]: h for h in parse_ok(capsys, tmp_path, data)["headers"]}
+    assert headers["Contact"] == {"name": "Contact", "value": "*", "parsed": {"star": True}}
+    assert headers["Date"]["parsed"] == {"moment": "2010-11-13T23:29:00+00:00"}
+    assert headers["x-note"] == {"name": "x-note", "value": "caf\\xe9"}

@@ -52,9 +52,8 @@ SRV_SERVICES = (("TLS", "_sips._tcp"), ("TCP", "_sip._tcp"), ("UDP", "_sip._udp"
 MAX_SERVICES = 8
 MAX_SRV_HOSTS = 16
 # A DNS name as it may appear in a URI host, maddr, NAPTR replacement or SRV target.
-_NAME_RE = re.compile(
-    r"[A-Za-z0-9_](?:[A-Za-z0-9_\-]{0,61}[A-Za-z0-9_])?(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_\-]{0,61}[A-Za-z0-9_])?)*"
-)
+_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_\-]{0,61}[A-Za-z0-9_])?"
+_NAME_RE = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 _T = TypeVar("_T")
 
 
@@ -367,6 +366,7 @@ def next_after(targets: Sequence[Peer], failed: Peer) -> Peer | None:
     Compares transport, host and port (not the connection); ``None`` when
     ``failed`` was the last target or is not in the list.
     """
+    # RFC 3263 §4.3: a failed target (transport error, timeout, 503) moves on to the next.
     key = failed.without_connection()
     for index, peer in enumerate(targets):
         if peer.without_connection() == key:

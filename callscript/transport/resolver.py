@@ -198,6 +198,10 @@ class Resolver:
             # resolution asks again.
             log.warning("DNS %s %s failed: %s", query.rdtype, query.name, exc)
             return ()
+        except Exception:
+            # Answers are peer data: whatever they hold, a call must not crash on them.
+            log.exception("DNS %s %s: unexpected error", query.rdtype, query.name)
+            return ()
         else:
             if answer.rrset is None:
                 ttl = negative_ttl([answer.response], self._negative_ttl)

@@ -14,6 +14,7 @@ transaction ended) and is skipped when it reaches the top (lazy deletion).
 
 from __future__ import annotations
 
+import abc
 import heapq
 from collections import deque
 from collections.abc import Callable
@@ -76,7 +77,7 @@ class Runtime:
             heapq.heapify(self.heap)
 
 
-class Transaction:
+class Transaction(abc.ABC):
     """Base of the four machines: identity, request, peer and armed timers.
 
     Attributes:
@@ -102,13 +103,13 @@ class Transaction:
         """True when the transport is a stream (TCP, TLS)."""
         return self.peer.reliable
 
+    @abc.abstractmethod
     def fire(self, name: TimerName, *, now: float) -> None:
         """Timer ``name`` expired (the layer already forgot its heap entry)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def transport_error(self, *, now: float) -> None:
         """The transport could not deliver a message of this transaction."""
-        raise NotImplementedError
 
     # -- helpers for the actions --------------------------------------------------
 
@@ -126,9 +127,8 @@ class Transaction:
         self._runtime.emit(event)
 
     def _end(self) -> None:
-        if not self.terminated:
-            self.terminated = True
-            self._runtime.ended(self)
+        self.terminated = True
+        self._runtime.ended(self)
 
 
 def status_class(status: int) -> int:

@@ -35,8 +35,8 @@ from callscript.sip.transaction.client_non_invite import ClientNonInvite
 from callscript.sip.transaction.common import Runtime, Transaction
 from callscript.sip.transaction.matching import (
     ack_keys,
+    client_key,
     is_rfc3261_branch,
-    request_client_key,
     response_key,
     server_key,
 )
@@ -149,10 +149,11 @@ class TransactionLayer:
         """
         if request.method == "ACK":
             raise LocalProtocolError("ACK is not a transaction: use send_stateless")
+        branch = request.top_via.branch
         # RFC 3261 §8.1.1.7: the branch we send starts with the magic cookie z9hG4bK.
-        if not is_rfc3261_branch(request.top_via):
+        if branch is None or not branch.startswith(MAGIC_COOKIE):
             raise LocalProtocolError(f"the top Via branch must start with {MAGIC_COOKIE}")
-        key = request_client_key(request)
+        key = client_key(branch, request.method)
         if key in self._clients:
             raise LocalProtocolError(f"a client transaction already uses {key}")
         txn: ClientTransaction
@@ -319,12 +320,12 @@ class TransactionLayer:
     # -- internals ---------------------------------------------------------------------
 
     def _forget(self, txn: Transaction) -> None:
-        key = txn.key
-        if self._clients.get(key) is txn:
-            del self._clients[key]
-        elif self._servers.get(key) is txn:
-            del self._servers[key]
-        self._finished[key] = txn
+        # Only the live transaction itself can terminate, so it is the one in the map.
+        if isinstance(txn, ClientInvite | ClientNonInvite):
+            del self._clients[txn.key]
+        else:
+            del self._servers[txn.key]
+        self._finished[txn.key] = txn
 
 
 def _ack_matches(txn: ServerInvite, ack: Request) -> bool:

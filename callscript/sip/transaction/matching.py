@@ -27,19 +27,6 @@ def client_key(branch: str, method: str) -> str:
     return f"C {branch} {method}"
 
 
-def request_client_key(request: Request) -> str:
-    """The client transaction key of a request we send.
-
-    Raises:
-        ParseError: no top Via.
-        ValueError: the top Via has no branch.
-    """
-    branch = request.top_via.branch
-    if not branch:
-        raise ValueError("the top Via has no branch")
-    return client_key(branch, request.method)
-
-
 def response_key(response: Response) -> str | None:
     """The key of the client transaction a response matches, ``None`` without a branch.
 

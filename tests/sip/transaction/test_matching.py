@@ -127,6 +127,14 @@ def test_ack_matches_the_invite_server_transaction() -> None:
     assert drain(layer) == [TransactionTerminated(key)]  # Timer I, not Timer H
 
 
+def test_ack_keys_like_its_invite() -> None:
+    """RFC 3261 §17.2.3: for matching, the method of an ACK counts as INVITE."""
+    assert server_key(make_request("ACK")) == server_key(make_request("INVITE"))
+    assert server_key(make_request("ACK", branch="")) == server_key(
+        make_request("INVITE", branch="")
+    )
+
+
 def test_cancel_is_its_own_server_transaction_and_finds_its_invite() -> None:
     """RFC 3261 §9.2: the CANCEL matches its INVITE like §17.2.3 does, except for the method."""
     layer = TransactionLayer()
@@ -219,6 +227,20 @@ def test_rfc2543_ack_before_a_final_goes_to_the_tu() -> None:
     new_server(layer, rfc2543("INVITE"))
     ack = rfc2543("ACK", to_tag="x")
     layer.handle_request(ack, UAC, now=0.0)
+    assert drain(layer) == [RequestReceived(None, ack, UAC)]
+
+
+def test_rfc2543_ack_without_to_tag_goes_to_the_tu() -> None:
+    """RFC 3261 §17.2.3: a final response always has a To tag, so an ACK without one matches
+    nothing.
+    """
+    layer = TransactionLayer()
+    invite = rfc2543("INVITE")
+    key = new_server(layer, invite)
+    assert key is not None
+    layer.send_response(key, make_response(invite, 404, to_tag="uas"), now=0.0)
+    ack = rfc2543("ACK")
+    layer.handle_request(ack, UAC, now=0.1)
     assert drain(layer) == [RequestReceived(None, ack, UAC)]
 
 

@@ -123,3 +123,14 @@ def test_non_invite_server_has_no_other_timer() -> None:
         txn.fire(TimerName.G, now=0.0)
     with pytest.raises(LocalProtocolError, match="Timer J in Trying"):
         txn.fire(TimerName.J, now=0.0)
+
+
+def test_non_invite_server_final_response_flag() -> None:
+    """RFC 3261 §17.2.2: Trying and Proceeding have no final response yet; Completed has one."""
+    layer = TransactionLayer()
+    key, request = receive(layer)
+    assert not layer.has_final_response(key)
+    layer.send_response(key, make_response(request, 100), now=0.0)
+    assert not layer.has_final_response(key)
+    layer.send_response(key, make_response(request, 202, to_tag="t"), now=0.0)
+    assert layer.has_final_response(key)

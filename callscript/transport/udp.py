@@ -13,7 +13,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
-from typing import cast, Any
+from typing import Any, cast
 
 from callscript.sip.errors import ParseError
 from callscript.sip.events import Peer

@@ -1,0 +1,1 @@
+"""Asyncio adapters: UDP, TCP and TLS transports, name resolution, the driver."""

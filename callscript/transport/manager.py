@@ -183,7 +183,7 @@ class TransportManager:
 
         The response (400 or ``error.status``, reason saying what and where)
         goes back the way RFC 3261 §18.2.2 says: over the same connection on
-        TCP/TLS, to received/rport on UDP.
+        TCP/TLS (whatever the Via claims), to received/rport on UDP.
 
         Returns:
             True when a response was sent.
@@ -194,7 +194,13 @@ class TransportManager:
             self.stats.dropped += 1
             return False
         self.stats.answered += 1
-        self.send(bytes(response), response_peer(response, source) or source)
+        target = source
+        if not source.reliable:
+            # On UDP, received/rport; a Via naming another transport is ignored.
+            via_peer = response_peer(response, source)
+            if via_peer is not None and via_peer.transport == "UDP":
+                target = via_peer
+        self.send(bytes(response), target)
         return True
 
     # -- sending ------------------------------------------------------------------------------

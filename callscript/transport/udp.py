@@ -123,7 +123,8 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         if response is None:
             self._stats.dropped += 1
             return
-        target = response_peer(response, source) or source
+        via_peer = response_peer(response, source)
+        target = via_peer if via_peer is not None and via_peer.transport == "UDP" else source
         try:
             self.send(bytes(response), target.address)
         except OSError as exc:

@@ -9,6 +9,8 @@
 - :func:`error_response`: the 400 (or 505, 513...) answering a malformed
   request, with a reason phrase saying what was wrong and where; ``None``
   when the request cannot be answered (so it is dropped).
+- :func:`split_at_failure`: on a stream whose framing failed, the whole
+  messages before the broken one, and the broken one to answer.
 
 The asyncio adapters in ``callscript.transport`` call these; they do no I/O.
 """
@@ -24,7 +26,7 @@ from callscript.sip.address import Address, parse_address
 from callscript.sip.errors import ParseError
 from callscript.sip.events import TRANSPORTS, Peer
 from callscript.sip.headers import CSeq, Text, header_key, parse_call_id, parse_cseq
-from callscript.sip.message import Request, Response
+from callscript.sip.message import Request, Response, parse_message
 from callscript.sip.uri import ip_literal
 from callscript.sip.via import Via, parse_via
 
@@ -279,3 +281,31 @@ def error_response(data: bytes, error: ParseError, *, source: Peer | None = None
     """
     response = build_error_response(data, error, source=source)
     return None if response is None else bytes(response)
+
+
+def split_at_failure(buf: bytes, max_size: int) -> tuple[list[bytes], bytes]:
+    """Cut unframed bytes into the whole messages before the one that broke framing, and that one.
+
+    The framer drops the messages it completed in a read that ends in an
+    error; this finds them again (each needs a usable Content-Length and to
+    fit ``max_size``) so they are still delivered, and isolates the broken
+    message so the error response answers the right request.
+    """
+    good: list[bytes] = []
+    pos = 0
+    while True:
+        while buf.startswith(b"\r\n", pos):
+            pos += 2
+        end = buf.find(b"\r\n\r\n", pos)
+        if end < 0:
+            break
+        try:
+            message = parse_message(buf[pos:])
+        except ParseError:
+            break
+        stop = end + 4 + len(message.body)
+        if "Content-Length" not in message or stop - pos > max_size:
+            break
+        good.append(buf[pos:stop])
+        pos = stop
+    return good, buf[pos:]

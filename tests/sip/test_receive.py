@@ -13,6 +13,7 @@ from callscript.sip.receive import (
     error_response,
     request_transport,
     response_peer,
+    split_at_failure,
     stamp_via,
 )
 from callscript.sip.via import Via
@@ -342,3 +343,12 @@ def test_error_response_to_a_request_with_a_good_via_list_copies_all_of_it():
     response = answer(data, ParseError("bad Max-Forwards", line=2))
     assert [v.host for v in response.via] == ["192.0.2.1", "192.0.2.2"]
     assert isinstance(response.top_via, Via)
+
+
+def test_split_at_failure_finds_the_broken_message():
+    """Whole messages before the broken one are cut out; the rest is the broken message."""
+    good = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: 1\r\nContent-Length: 2\r\n\r\nhi"
+    broken = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: 2\r\n\r\n"
+    assert split_at_failure(b"\r\n" + good + good + broken, 1000) == ([good, good], broken)
+    assert split_at_failure(good, 10) == ([], good)  # too large for the limit: the broken one
+    assert split_at_failure(b"partial head", 1000) == ([], b"partial head")

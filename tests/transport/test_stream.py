@@ -13,7 +13,6 @@ from callscript.sip.events import Peer
 from callscript.sip.message import Response, parse_message
 from callscript.transport.endpoint import TransportConfig
 from callscript.transport.manager import TransportManager
-from callscript.transport.stream import split_at_failure
 from callscript.transport.tlsconf import TlsConfig
 
 pytestmark = pytest.mark.timeout(30)
@@ -158,15 +157,6 @@ def test_tcp_framing_error_after_good_messages_delivers_them_and_answers_the_bad
     asyncio.run(main())
 
 
-def test_split_at_failure_finds_the_broken_message():
-    """Whole messages before the broken one are cut out; the rest is the broken message."""
-    good = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: 1\r\nContent-Length: 2\r\n\r\nhi"
-    broken = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: 2\r\n\r\n"
-    assert split_at_failure(b"\r\n" + good + good + broken, 1000) == ([good, good], broken)
-    assert split_at_failure(good, 10) == ([], good)  # too large for the limit: the broken one
-    assert split_at_failure(b"partial head", 1000) == ([], b"partial head")
-
-
 def test_tcp_idle_connection_is_closed(wire):
     """A connection without traffic for idle_timeout seconds is closed by the server."""
 
@@ -205,6 +195,51 @@ def test_tcp_half_open_message_times_out_without_harming_other_connections(wire)
         writer.close()
         await manager.close()
         assert (manager.stats.read_timeouts, manager.stats.dropped) == (1, 1)
+
+    asyncio.run(main())
+
+
+def test_tcp_trickled_message_is_still_cut_off_by_the_read_timeout(wire):
+    """Bytes trickling in without completing a message do not extend the read timeout."""
+
+    async def main():
+        inbox = wire.Inbox()
+        manager, listener = await tcp_server("127.0.0.1", inbox, TransportConfig(read_timeout=0.3))
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        eof = asyncio.ensure_future(reader.read())
+        for byte in wire.request("trickle", body=b"x" * 5000):
+            if eof.done():
+                break
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.02)
+        assert await eof == b""
+        assert inbox.queue.empty()
+        writer.close()
+        await manager.close()
+        assert manager.stats.read_timeouts == 1
+
+    asyncio.run(main())
+
+
+def test_tcp_busy_connection_ending_reads_mid_message_stays_open(wire):
+    """Each completed message restarts the read timeout for the partial one behind it."""
+
+    async def main():
+        inbox = wire.Inbox()
+        manager, listener = await tcp_server("127.0.0.1", inbox, TransportConfig(read_timeout=1.0))
+        _reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        stream = b"".join(wire.request(f"m{i}") for i in range(6))
+        size = len(wire.request("m0"))
+        writer.write(stream[: size // 2])
+        for i in range(5):  # ~1.75 s in all, each step well within the 1 s read timeout
+            await asyncio.sleep(0.35)
+            writer.write(stream[size * i + size // 2 : size * (i + 1) + size // 2])
+            assert (await inbox.get())[0] == wire.request(f"m{i}")
+        writer.write(stream[size * 5 + size // 2 :])
+        assert (await inbox.get())[0] == wire.request("m5")
+        await manager.close()
+        assert manager.stats.read_timeouts == 0
+        writer.close()
 
     asyncio.run(main())
 

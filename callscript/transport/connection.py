@@ -134,8 +134,8 @@ class StreamConnection(asyncio.Protocol):
             if handle is not None:
                 handle.cancel()
         self._idle_handle = self._read_handle = None
-        if self._framer.buffered:
-            self._owner.stats.dropped += 1
+        if self._framer.buffered and not self._framer.broken:
+            self._owner.stats.dropped += 1  # a partial message (a broken one was counted already)
         self._owner.connection_lost(self)
         if not self.closed.done():
             self.closed.set_result(None)

@@ -277,7 +277,10 @@ class StreamTransport:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_CLOSE_GRACE):
                 await asyncio.gather(*(c.closed for c in connections))
-        for server in self._servers:
-            await server.wait_closed()
+        # Newer Pythons also wait here for connections still in their TLS handshake.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CLOSE_GRACE):
+                for server in self._servers:
+                    await server.wait_closed()
         self._servers.clear()
         self.listeners.clear()

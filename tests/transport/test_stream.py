@@ -114,7 +114,25 @@ def test_tcp_missing_content_length_gets_400_then_close(wire):
         assert inbox.queue.empty()
         writer.close()
         await manager.close()
-        assert manager.stats.malformed == 1
+        stats = manager.stats
+        assert (stats.malformed, stats.answered, stats.dropped) == (1, 1, 0)
+
+    asyncio.run(main())
+
+
+def test_tcp_unanswerable_framing_error_closes_silently(wire):
+    """RFC 3261 §18.3: garbage that cannot be framed or answered: the connection just closes."""
+
+    async def main():
+        inbox = wire.Inbox()
+        manager, listener = await tcp_server("127.0.0.1", inbox)
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        writer.write(b"\x16\x03\x01 not sip at all\r\n\r\n")
+        assert await reader.read() == b""
+        writer.close()
+        await manager.close()
+        stats = manager.stats
+        assert (stats.malformed, stats.answered, stats.dropped) == (1, 0, 1)
 
     asyncio.run(main())
 

@@ -128,6 +128,7 @@ def test_invite_server_accepted_absorbs_invites_and_sends_every_2xx() -> None:
     assert sent(layer) == ["200", "200"]
     assert drain(layer) == []
     assert layer.has_final_response(key)
+    assert layer.next_deadline() == 32.0  # Timer L: 64*T1 from the first 2xx
 
 
 def test_invite_server_accepted_passes_acks_up_until_timer_l(

@@ -693,7 +693,7 @@ def _check_version(version: str, line: str) -> None:
         name, _, number = version.partition("/")
         major, dot, minor = number.partition(".")
         if name.upper() == "SIP" and dot and major.isdigit() and minor.isdigit():
-            # RFC 3261 §8.2.1 / §21.5.6: 505 Version Not Supported (RFC 4475 §3.1.2.16).
+            # RFC 3261 §21.5.6: 505 Version Not Supported (RFC 4475 §3.1.2.16).
             raise ParseError(f"SIP version {number} not supported", line=1, text=line, status=505)
         raise ParseError(f"bad SIP version {version[:20]!r}", line=1, text=line)
 

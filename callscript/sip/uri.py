@@ -18,7 +18,6 @@ from callscript.sip.abnf import (
     format_params,
     has_control,
     normalize_escapes,
-    parse_params,
     unescape,
 )
 from callscript.sip.errors import LocalProtocolError, ParseError
@@ -442,7 +441,8 @@ def _parse_tel(rest: str, text: str) -> URI:
     number, semi, param_text = rest.partition(";")
     if not number:
         raise ParseError("tel URI without a number", text=text)
-    params = Params(parse_params(";" + param_text)) if semi else Params()
+    # RFC 3966 §3: parameters are ";" pname [ "=" pvalue ], pvalue made of paramchars.
+    params = Params(_parse_uri_params(param_text, text)) if semi else Params()
     return URI("tel", user=number, params=params)
 
 

@@ -176,7 +176,7 @@ def _parse_via_slow(text: str) -> Via:
     if name.upper() != "SIP":
         raise ParseError(f"Via protocol {name!r} is not SIP", text=text)
     if version != "2.0":
-        # RFC 3261 §8.1.1.7 / §21.5.6: another version is 505 (RFC 4475 §3.1.2.16).
+        # RFC 3261 §21.5.6: another SIP version is answered 505 (RFC 4475 §3.1.2.16).
         raise ParseError(f"Via version SIP/{version} not supported", text=text, status=505)
     via = Via.__new__(Via)
     via.protocol = "SIP/2.0"

@@ -306,7 +306,7 @@ REASONS_4475 = {
     "trws": r"whitespace after the SIP-Version",
     "escruri": r"Request-URI must not carry headers",
     "baddate": r"bad Date.*GMT",
-    "regbadct": r"must be in '<>'|must be enclosed",
+    "regbadct": r"must be enclosed in '<>'",
     "badaspec": r"whitespace inside '<\.\.\.>'",
     # The archived file's header section never ends; see the test below for the name.
     "baddn": r"not terminated by an empty line",

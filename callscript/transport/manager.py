@@ -120,6 +120,13 @@ class TransportManager:
             advertise=advertise,
         )
         self._udp.append(endpoint)
+        self._log.info(
+            "UDP %s:%d receive buffer %d bytes (asked %d)",
+            endpoint.listener.host,
+            endpoint.listener.port,
+            endpoint.rcvbuf,
+            self.config.udp_rcvbuf,
+        )
         return endpoint.listener
 
     @property

@@ -181,6 +181,9 @@ def _parse_address_slow(original: str) -> Address:
         uri_text, rest = _angle(rest, original)
     else:
         lt = text.find("<")
+        if 0 <= text.find('"') < lt:
+            # The '<' sits in a quoted parameter value after a bare URI, not before one.
+            lt = -1
         if lt >= 0:
             words = text[:lt].strip(WSP)
             # RFC 3261 §25.1: display-name = *(token LWS) / quoted-string (RFC 4475 §3.1.2.15).

@@ -568,7 +568,7 @@ def parse_message(data: bytes, *, max_size: int | None = None) -> Request | Resp
         ParseError: for any input that is not a SIP message; never anything else.
     """
     if max_size is not None and len(data) > max_size:
-        # RFC 3261 §18.1.1 / §21.5.14: too large for this server.
+        # RFC 3261 §21.5.14: 513 Message Too Large, more than this server takes.
         raise ParseError(f"message of {len(data)} bytes exceeds {max_size}", status=513)
     if data[:2] == b"\r\n":
         # RFC 3261 §7.5: ignore CRLFs before the start line.

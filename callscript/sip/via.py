@@ -33,7 +33,7 @@ _SLOW_RE = re.compile(
     re.DOTALL,
 )
 
-# RFC 3261 §17.1.1.3: branches that start with the magic cookie are RFC 3261 branches.
+# RFC 3261 §8.1.1.7: branches that start with the magic cookie are RFC 3261 branches.
 MAGIC_COOKIE = "z9hG4bK"
 
 

@@ -20,13 +20,23 @@ from callscript.errors import ConfigError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``callscript serve``."""
-    parser.add_argument("--config", "-c", metavar="FILE", help="TOML configuration (see callscript.example.toml)")
     parser.add_argument(
-        "--listen", "-l", action="append", metavar="TRANSPORT:HOST:PORT", help="listen address (repeatable)"
+        "--config", "-c", metavar="FILE", help="TOML configuration (see callscript.example.toml)"
     )
-    parser.add_argument("--domain", "-d", action="append", metavar="DOMAIN", help="a domain served (repeatable)")
+    parser.add_argument(
+        "--listen",
+        "-l",
+        action="append",
+        metavar="TRANSPORT:HOST:PORT",
+        help="listen address (repeatable)",
+    )
+    parser.add_argument(
+        "--domain", "-d", action="append", metavar="DOMAIN", help="a domain served (repeatable)"
+    )
     parser.add_argument("--db", metavar="PATH", help="SQLite database file")
-    parser.add_argument("--log-json", action="store_true", default=None, help="log one JSON object per line")
+    parser.add_argument(
+        "--log-json", action="store_true", default=None, help="log one JSON object per line"
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log debug details")
 
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from callscript.engine.config import ServerConfig
 from callscript.engine.driver import Driver
 from callscript.engine.router import Router, RoutingPolicy
+from callscript.errors import TransportError
 from callscript.sip.auth import DigestServer
 from callscript.sip.ids import IdSource, RandomIds
 from callscript.sip.proxy.config import ProxyConfig
 from callscript.sip.proxy.core import ProxyCore
 from callscript.sip.registrar import RegistrarPolicy
 from callscript.store.sqlite import SqliteStore
-from callscript.errors import TransportError
 from callscript.transport.endpoint import TransportConfig
 from callscript.transport.manager import TransportManager
 from callscript.transport.resolver import Resolver
@@ -63,21 +63,35 @@ class Server:
             log.info("listening on %s %s:%d", listen.transport.upper(), host, port)
         proxy_config = self._proxy_config()
         core = ProxyCore(proxy_config, self.ids)
-        driver = self.driver = Driver(core, transports, loop=loop, max_message_size=config.max_message_size)
+        driver = self.driver = Driver(
+            core, transports, loop=loop, max_message_size=config.max_message_size
+        )
         nameservers = [_nameserver(text) for text in config.nameservers] or None
         secret = (config.auth_secret or secrets.token_hex(32)).encode()
         policy = RoutingPolicy(
             trusted_networks=config.trusted_networks,
             register_requires_auth=config.register_requires_auth,
             ring_timeout=config.ring_timeout,
-            registrar=RegistrarPolicy(config.default_expires, config.min_expires, config.max_expires),
+            registrar=RegistrarPolicy(
+                config.default_expires, config.min_expires, config.max_expires
+            ),
         )
 
         def auth_for(domain: str) -> DigestServer:
             realm = config.realm or domain.lower()
             server = self._auth.get(realm)
             if server is None:
-                server = self._auth[realm] = DigestServer(realm, secret, self.ids, nonce_ttl=config.nonce_ttl)
+                server = self._auth[realm] = DigestServer(
+                    realm,
+                    secret,
+                    self.ids,
+                    nonce_ttl=config.nonce_ttl,
+                    algorithms=config.auth_algorithms,
+                    # RFC 3261 §22.4 makes the uri check a MAY: proxies rewrite the Request-URI
+                    # and clients (sipp among them) put the next hop there. The digest still
+                    # covers the uri the client sent.
+                    check_uri=False,
+                )
             return server
 
         self.router = Router(

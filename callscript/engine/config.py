@@ -28,8 +28,15 @@ class Listen:
         transport, _, rest = text.partition(":")
         host, _, port = rest.rpartition(":")
         transport = transport.lower()
-        if transport not in TRANSPORTS or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-            raise ConfigError(f"bad listen address {text!r} (expected transport:host:port, e.g. udp:127.0.0.1:5060)")
+        if (
+            transport not in TRANSPORTS
+            or not host
+            or not port.isdigit()
+            or not 0 <= int(port) < 65536
+        ):
+            raise ConfigError(
+                f"bad listen address {text!r} (expected transport:host:port, e.g. udp:127.0.0.1:5060)"
+            )
         return cls(transport, host.strip("[]"), int(port))
 
 
@@ -37,7 +44,10 @@ class Listen:
 class ServerConfig:
     """Everything ``callscript serve`` needs; every field has an embedded default."""
 
-    listen: tuple[Listen, ...] = (Listen("udp", "127.0.0.1", 5060), Listen("tcp", "127.0.0.1", 5060))
+    listen: tuple[Listen, ...] = (
+        Listen("udp", "127.0.0.1", 5060),
+        Listen("tcp", "127.0.0.1", 5060),
+    )
     domains: tuple[str, ...] = ("localhost", "example.com")
     advertise: str | None = None
     database: str = "callscript.db"
@@ -49,6 +59,7 @@ class ServerConfig:
     realm: str | None = None
     auth_secret: str | None = None
     nonce_ttl: float = 300.0
+    auth_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     register_requires_auth: bool = True
     min_expires: int = 60
     default_expires: int = 3600
@@ -67,7 +78,9 @@ class ServerConfig:
                 ipaddress.ip_network(network, strict=False)
             except ValueError:
                 raise ConfigError(f"bad trusted network {network!r}") from None
-        if any(listen.transport == "tls" for listen in self.listen) and not (self.tls_cert and self.tls_key):
+        if any(listen.transport == "tls" for listen in self.listen) and not (
+            self.tls_cert and self.tls_key
+        ):
             raise ConfigError("a tls listener needs tls.cert and tls.key")
         if not self.domains:
             raise ConfigError("serve at least one domain")
@@ -110,6 +123,7 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "auth.realm": ("realm", str),
     "auth.secret": ("auth_secret", str),
     "auth.nonce_ttl": ("nonce_ttl", float),
+    "auth.algorithms": ("auth_algorithms", lambda v: tuple(str(x).upper() for x in v)),
     "auth.register_requires_auth": ("register_requires_auth", bool),
     "registrar.min_expires": ("min_expires", int),
     "registrar.default_expires": ("default_expires", int),

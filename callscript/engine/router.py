@@ -13,14 +13,14 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from callscript.engine.driver import Driver
 from callscript.sip.auth import AuthStatus, DigestServer
 from callscript.sip.events import Peer
 from callscript.sip.ids import IdSource
-from callscript.sip.message import Request
+from callscript.sip.message import Request, Response
 from callscript.sip.proxy.config import ProxyConfig
 from callscript.sip.proxy.context import Target
 from callscript.sip.proxy.events import (
@@ -39,7 +39,21 @@ from callscript.transport.resolver import Resolver
 
 log = logging.getLogger("callscript.calls")
 
-ALLOW = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "MESSAGE", "SUBSCRIBE", "NOTIFY", "REFER", "INFO", "UPDATE", "PRACK")
+ALLOW = (
+    "INVITE",
+    "ACK",
+    "CANCEL",
+    "BYE",
+    "OPTIONS",
+    "REGISTER",
+    "MESSAGE",
+    "SUBSCRIBE",
+    "NOTIFY",
+    "REFER",
+    "INFO",
+    "UPDATE",
+    "PRACK",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +63,7 @@ class RoutingPolicy:
     trusted_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     register_requires_auth: bool = True
     ring_timeout: float = 30.0
-    registrar: RegistrarPolicy = RegistrarPolicy()
+    registrar: RegistrarPolicy = field(default_factory=RegistrarPolicy)
 
     def trusted(self, peer: Peer) -> bool:
         """Whether ``peer`` is in a trusted source network."""
@@ -57,7 +71,9 @@ class RoutingPolicy:
             address = ipaddress.ip_address(peer.host.strip("[]"))
         except ValueError:
             return False
-        return any(address in ipaddress.ip_network(net, strict=False) for net in self.trusted_networks)
+        return any(
+            address in ipaddress.ip_network(net, strict=False) for net in self.trusted_networks
+        )
 
 
 class Router:
@@ -101,14 +117,12 @@ class Router:
                 task = asyncio.ensure_future(self._forward_stateless(event))
                 self._stateless.add(task)
                 task.add_done_callback(self._stateless.discard)
-            case ProxyCompleted(ctx=ctx, status=status, forwarded=forwarded):
-                context = self.core.context(ctx)
-                if context is not None and forwarded:
-                    self._log_outcome(context.request, status)
+            case ProxyCompleted(request=request, status=status, forwarded=True):
+                self._log_outcome(request, status)
             case RequestCancelled(ctx=ctx):
-                task = self._tasks.get(ctx)
-                if task is not None and not task.done():
-                    task.cancel()
+                routing = self._tasks.get(ctx)
+                if routing is not None and not routing.done():
+                    routing.cancel()
             case ContextClosed(ctx=ctx):
                 self._tasks.pop(ctx, None)
 
@@ -137,7 +151,24 @@ class Router:
             self._log_outcome(context.request, status)
         self.driver.after_input()
 
-    def proxy(self, ctx: str, groups: list[list[Target]], *, ring_timeout: float | None, final: bool = True) -> None:
+    def respond(self, ctx: str, response: Response) -> None:
+        """Send a response built elsewhere (a challenge, the registrar's) and log it when final."""
+        context = self.core.context(ctx)
+        if context is None or context.final_sent:
+            return
+        self.core.respond(ctx, response, now=self.driver.now)
+        if response.status >= 200:
+            self._log_outcome(context.request, response.status)
+        self.driver.after_input()
+
+    def proxy(
+        self,
+        ctx: str,
+        groups: list[list[Target]],
+        *,
+        ring_timeout: float | None,
+        final: bool = True,
+    ) -> None:
         """Fork request ``ctx`` to ``groups``."""
         if self.core.context(ctx) is None:
             return
@@ -157,7 +188,7 @@ class Router:
             await self._route_in_dialog(ctx, request)
         elif request.method == "REGISTER":
             self._register(ctx, request, event.source)
-        elif self._for_proxy(request):
+        elif self.config.is_self(request.uri):
             self._answer_self(ctx, request)
         elif self.config.serves(request.uri):
             if await self._allowed_from(ctx, request, event.source):
@@ -165,15 +196,12 @@ class Router:
         elif self.policy.trusted(event.source) or self._authenticated_local(ctx, request):
             await self._relay(ctx, request)
 
-    def _for_proxy(self, request: Request) -> bool:
-        # The Request-URI names the proxy itself (no user part): OPTIONS pings, sipsak -s.
-        uri = request.uri
-        host = uri.host.lower()
-        return uri.is_sip and not uri.user and (host in self.config.local_hosts or host in self.config.domains)
-
     def _answer_self(self, ctx: str, request: Request) -> None:
         if request.method == "OPTIONS":
-            headers: list[tuple[str, object]] = [("Allow", list(ALLOW)), ("Accept", "application/sdp")]
+            headers: list[tuple[str, object]] = [
+                ("Allow", list(ALLOW)),
+                ("Accept", "application/sdp"),
+            ]
             self.reply(ctx, 200, headers=headers)
         else:
             self.reply(ctx, 405, headers=[("Allow", ["OPTIONS", "REGISTER"])])
@@ -215,7 +243,10 @@ class Router:
         return [groups[q] for q in sorted(groups, reverse=True)]
 
     def _known_user(self, uri: URI) -> bool:
-        return uri.user is not None and self.accounts.get(uri.user, self.auth_for(uri.host).realm) is not None
+        return (
+            uri.user is not None
+            and self.accounts.get(uri.user, self.auth_for(uri.host).realm) is not None
+        )
 
     async def _allowed_from(self, ctx: str, request: Request, source: Peer) -> bool:
         # RFC 3261 §22.3: a request claiming to come from one of our users must prove it (407).
@@ -244,13 +275,10 @@ class Router:
         self._challenge(ctx, request, auth, proxy=True, stale=result.status is AuthStatus.STALE)
         return False
 
-    def _challenge(self, ctx: str, request: Request, auth: DigestServer, *, proxy: bool, stale: bool) -> None:
-        challenge = auth.challenge(request, now=self.wall_clock(), proxy=proxy, stale=stale)
-        context = self.core.context(ctx)
-        if context is None or context.final_sent:
-            return
-        self.core.respond(ctx, challenge, now=self.driver.now)
-        self.driver.after_input()
+    def _challenge(
+        self, ctx: str, request: Request, auth: DigestServer, *, proxy: bool, stale: bool
+    ) -> None:
+        self.respond(ctx, auth.challenge(request, now=self.wall_clock(), proxy=proxy, stale=stale))
 
     async def _relay(self, ctx: str, request: Request) -> None:
         hop = next_hop(request)
@@ -280,7 +308,9 @@ class Router:
                 return
             if result.status is not AuthStatus.OK:
                 # RFC 3261 §10.3 step 3: the registrar authenticates the UAC (401).
-                self._challenge(ctx, request, auth, proxy=False, stale=result.status is AuthStatus.STALE)
+                self._challenge(
+                    ctx, request, auth, proxy=False, stale=result.status is AuthStatus.STALE
+                )
                 return
             # RFC 3261 §10.3 step 4: only the owner may change an address-of-record's bindings.
             if result.username != request.to_addr.uri.user:
@@ -295,8 +325,7 @@ class Router:
         current = self.location.bindings(aor, now=now) if to_uri.is_sip else []
         decision = decide_register(request, current, self.policy.registrar, tag=self.ids.tag())
         if decision.error is not None:
-            self.core.respond(ctx, decision.error, now=self.driver.now)
-            self.driver.after_input()
+            self.respond(ctx, decision.error)
             return
         if decision.remove_all:
             self.location.remove_all(decision.aor)
@@ -317,8 +346,7 @@ class Router:
                 )
             )
         bindings = self.location.bindings(decision.aor, now=now)
-        self.core.respond(ctx, ok_response(request, bindings, now=now, tag=self.ids.tag()), now=self.driver.now)
-        self.driver.after_input()
+        self.respond(ctx, ok_response(request, bindings, now=now, tag=self.ids.tag()))
 
     # -- stateless forwarding --------------------------------------------------------
 

@@ -15,13 +15,13 @@ from collections.abc import Iterator
 
 import dns.message
 import pytest
-from dns_server import DnsServer, running_dnsmasq
 
 from callscript.errors import TransportError
 from callscript.sip.events import Peer
 from callscript.sip.locate import next_after
 from callscript.sip.uri import URI
 from callscript.transport.resolver import Resolver, negative_ttl
+from tests.transport.dns_server import DnsServer, running_dnsmasq
 
 pytestmark = pytest.mark.interop
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from callscript.sip.timers import TimerConfig
-from callscript.sip.uri import URI, DEFAULT_PORTS
+from callscript.sip.uri import DEFAULT_PORTS, URI
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +39,19 @@ class ProxyConfig:
         port = uri.port if uri.port is not None else DEFAULT_PORTS[uri.scheme]
         return port in self.local_ports
 
+    def is_self(self, uri: URI) -> bool:
+        """True when ``uri`` addresses the proxy itself: one of our hosts and no user part."""
+        return (
+            uri.is_sip
+            and not uri.user
+            and (uri.host.lower() in self.local_hosts or uri.host.lower() in self.domains)
+        )
+
     def serves(self, uri: URI) -> bool:
         """True when ``uri`` is in one of our domains (or names the proxy itself)."""
-        return uri.is_sip and (uri.host.lower() in self.domains or uri.host.lower() in self.local_hosts)
+        return uri.is_sip and (
+            uri.host.lower() in self.domains or uri.host.lower() in self.local_hosts
+        )
 
     def via_for(self, transport: str) -> tuple[str, int]:
         """The sent-by for a Via on ``transport`` (falls back to the first configured)."""

@@ -72,7 +72,9 @@ _TIMER_C = "C"
 class ProxyCore:
     """A stateful proxy steered by an engine; see the module docstring."""
 
-    def __init__(self, config: ProxyConfig, ids: IdSource, layer: TransactionLayer | None = None) -> None:
+    def __init__(
+        self, config: ProxyConfig, ids: IdSource, layer: TransactionLayer | None = None
+    ) -> None:
         self.config = config
         self.ids = ids
         self.layer = layer or TransactionLayer(timers=config.timers)
@@ -97,7 +99,7 @@ class ProxyCore:
 
     def handle_transport_error(self, peer: Peer, *, now: float) -> None:
         """Sending to ``peer`` failed: every branch waiting on it fails over (RFC 3263 §4.3)."""
-        for key, (ctx, branch) in list(self._branches.items()):
+        for key, (_ctx, branch) in list(self._branches.items()):
             if branch.state is not BranchState.DONE and branch.peer.address == peer.address:
                 self.layer.handle_transport_error(key, now=now)
         self._drain(now)
@@ -108,7 +110,7 @@ class ProxyCore:
         while self._timers and self._timers[0][0] <= now:
             deadline, _, kind, ctx_key, index = heapq.heappop(self._timers)
             ctx = self._contexts.get(ctx_key)
-            if ctx is None or index >= len(ctx.branches) and kind == _TIMER_C:
+            if ctx is None or (index >= len(ctx.branches) and kind == _TIMER_C):
                 continue
             if kind == _RING and ctx.ring_deadline == deadline:
                 self._on_ring_timeout(ctx, now)
@@ -168,7 +170,13 @@ class ProxyCore:
         """Answer request ``ctx`` with a response built from it (a To tag is added)."""
         context = self._contexts[ctx]
         response = make_response(
-            context.request, status, reason, to_tag=self.ids.tag(), headers=headers, body=body, content_type=content_type
+            context.request,
+            status,
+            reason,
+            to_tag=self.ids.tag(),
+            headers=headers,
+            body=body,
+            content_type=content_type,
         )
         self.respond(ctx, response, now=now)
         return response
@@ -268,7 +276,9 @@ class ProxyCore:
         context = self._contexts.get(invite_key) if invite_key else None
         # RFC 3261 §16.10: no matching response context means 481.
         if context is None:
-            self.layer.send_response(key, make_response(cancel, 481, to_tag=self.ids.tag()), now=now)
+            self.layer.send_response(
+                key, make_response(cancel, 481, to_tag=self.ids.tag()), now=now
+            )
             return
         # RFC 3261 §16.10: answer the CANCEL with 200 and cancel every pending branch.
         self.layer.send_response(key, make_response(cancel, 200, to_tag=self.ids.tag()), now=now)
@@ -284,7 +294,9 @@ class ProxyCore:
             self.layer.send_response(context.key, response, now=now)
             context.final_sent = True
 
-    def _on_response(self, ctx: ResponseContext, branch: Branch, response: Response, now: float) -> None:
+    def _on_response(
+        self, ctx: ResponseContext, branch: Branch, response: Response, now: float
+    ) -> None:
         # RFC 3261 §16.7 step 3: remove our Via before anything else.
         response.pop("Via")
         status = response.status
@@ -316,7 +328,9 @@ class ProxyCore:
             self._cancel_live(ctx, now)
         self._check_complete(ctx, now)
 
-    def _on_success(self, ctx: ResponseContext, branch: Branch, response: Response, now: float) -> None:
+    def _on_success(
+        self, ctx: ResponseContext, branch: Branch, response: Response, now: float
+    ) -> None:
         first = not ctx.answered
         if branch.state is not BranchState.DONE:
             self._finish_branch(ctx, branch, response)
@@ -330,7 +344,9 @@ class ProxyCore:
         self._cancel_live(ctx, now)
         if first and ctx.proxying:
             ctx.proxying = False
-            self._events.append(ProxyCompleted(ctx.key, response.status, response, True))
+            self._events.append(
+                ProxyCompleted(ctx.key, ctx.request, response.status, response, True)
+            )
 
     def _on_failure(self, key: str, status: int, now: float) -> None:
         found = self._branches.get(key)
@@ -375,7 +391,14 @@ class ProxyCore:
 
     def _send_branch(self, ctx: ResponseContext, branch: Branch, now: float) -> None:
         suffix = f"{branch.index}.{branch.peer_index}"
-        copy = forward_copy(ctx.request, branch.target.uri, branch.peer, ctx.source.transport, self.config, suffix=suffix)
+        copy = forward_copy(
+            ctx.request,
+            branch.target.uri,
+            branch.peer,
+            ctx.source.transport,
+            self.config,
+            suffix=suffix,
+        )
         key = self.layer.send_request(copy, branch.peer, now=now)
         branch.key = key
         self._branches[key] = (ctx, branch)
@@ -451,7 +474,7 @@ class ProxyCore:
             self.layer.send_response(ctx.key, response, now=now)
             ctx.final_sent = True
             forwarded = True
-        self._events.append(ProxyCompleted(ctx.key, status, response, forwarded))
+        self._events.append(ProxyCompleted(ctx.key, ctx.request, status, response, forwarded))
         self._maybe_close(ctx.key)
 
     # -- stateless forwarding (RFC 3261 §16.11) ----------------------------------------
@@ -470,7 +493,9 @@ class ProxyCore:
         copy["Max-Forwards"] = 70 if max_forwards is None else max_forwards - 1
         transport = (hop.transport or "udp").upper()
         host, port = self.config.via_for(transport)
-        copy.insert("Via", Via(transport, host, port, {"branch": stateless_branch(ack), "rport": None}))
+        copy.insert(
+            "Via", Via(transport, host, port, {"branch": stateless_branch(ack), "rport": None})
+        )
         self._events.append(ForwardNeeded(copy, hop))
 
     def _forward_stray(self, response: Response) -> None:
@@ -486,5 +511,7 @@ class ProxyCore:
         self._events.append(ForwardNeeded(response, uri))
 
     def _is_our_via(self, via: Via) -> bool:
-        return via.host.lower() in self.config.local_hosts and (via.port or 5060) in self.config.local_ports
-
+        return (
+            via.host.lower() in self.config.local_hosts
+            and (via.port or 5060) in self.config.local_ports
+        )

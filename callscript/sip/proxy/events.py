@@ -50,6 +50,7 @@ class ProxyCompleted(ProxyEvent):
     """
 
     ctx: str
+    request: Request
     status: int
     response: Response
     forwarded: bool

@@ -77,5 +77,5 @@ def stateless_branch(request: Request) -> str:
     """
     upstream = request.top_via.branch
     if upstream and upstream.startswith(MAGIC_COOKIE):
-        return f"{MAGIC_COOKIE}sl.{upstream[len(MAGIC_COOKIE):]}"
+        return f"{MAGIC_COOKIE}sl.{upstream[len(MAGIC_COOKIE) :]}"
     return f"{MAGIC_COOKIE}sl.{loop_hash(request)}"

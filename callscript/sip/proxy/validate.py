@@ -22,19 +22,25 @@ def validate_request(request: Request, config: ProxyConfig) -> Response | None:
     try:
         request.validate()
     except ParseError as exc:
-        return make_response(request, exc.status, f"Bad Request ({exc})"[:200]) if _answerable(request) else None
+        return (
+            make_response(request, exc.status, f"Bad Request ({exc})"[:200])
+            if _answerable(request)
+            else None
+        )
     # RFC 3261 §16.3 step 2: a Request-URI scheme we do not understand gets 416.
     if request.uri.scheme not in SCHEMES:
         return make_response(request, 416)
     # RFC 3261 §16.3 step 3: Max-Forwards 0 is 483, unless an OPTIONS is for us.
     max_forwards = request.max_forwards
-    if max_forwards == 0 and not (request.method == "OPTIONS" and config.is_local(request.uri)):
+    if max_forwards == 0 and not (request.method == "OPTIONS" and config.is_self(request.uri)):
         return make_response(request, 483)
     # RFC 3261 §16.3 step 4: a request carrying our own Via with the branch we would compute loops.
     if is_loop(request, config):
         return make_response(request, 482)
     # RFC 3261 §16.3 step 5: Proxy-Require options we do not support get 420 with Unsupported.
-    unsupported = [str(tag) for tag in request.get_all("Proxy-Require") if str(tag) not in config.supported]
+    unsupported = [
+        str(tag) for tag in request.get_all("Proxy-Require") if str(tag) not in config.supported
+    ]
     if unsupported:
         return make_response(request, 420, headers=[("Unsupported", ", ".join(unsupported))])
     return None
@@ -67,14 +73,19 @@ def loop_hash(request: Request, below: int = 0) -> str:
         ",".join(str(v) for v in request.get_all("Proxy-Require")),
         ",".join(str(v) for v in request.get_all("Proxy-Authorization")),
     )
-    return hashlib.blake2b("\x00".join(parts).encode("utf-8", "surrogateescape"), digest_size=8).hexdigest()
+    return hashlib.blake2b(
+        "\x00".join(parts).encode("utf-8", "surrogateescape"), digest_size=8
+    ).hexdigest()
 
 
 def is_loop(request: Request, config: ProxyConfig) -> bool:
     """RFC 3261 §16.3 step 4: one of our Vias carries the loop hash this request would get now."""
     vias = request.via
     for index, via in enumerate(vias):
-        if via.host.lower() not in config.local_hosts or (via.port or 5060) not in config.local_ports:
+        if (
+            via.host.lower() not in config.local_hosts
+            or (via.port or 5060) not in config.local_ports
+        ):
             continue
         branch = via.branch or ""
         parts = branch.split(".")

@@ -1,0 +1,456 @@
+"""The objects a script sees inside the worker: ``basic``, ``event``, ``event.action``, ``log``.
+
+One :class:`Call` holds the state of one handler step: the event data, the
+outcomes recorded so far, the actions the script took. Every action is a plain
+JSON-able dict (``{"kind": "reject", "code": 603, "reason": "Decline", "seq": 2,
+"line": 7}``) checked here, at the line that made it, and again by the SIP
+process. ``proxy()`` consumes the next recorded outcome; when there is none the
+step stops with :class:`Suspend` and the SIP process replays it once the outcome
+is known (see runner.py).
+
+Rules enforced here:
+    * one final answer per call: after reject/redirect/accept/voicemail/default, or a
+      proxy() that returned 'success', another final action is an error that names
+      the first one and its line;
+    * targets: at most ``max_targets`` per action, ``max_proxies`` proxy() calls per
+      event, only allowed domains or registered contacts, no private addresses
+      (targets.py);
+    * codes 400-699, reasons and URIs free of CR/LF and controls, lengths capped;
+    * hidden headers (Authorization...) are not there at all: not by ``event[...]``,
+      ``in``, iteration, unpacking or ``str(event)``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+from callscript.sandbox.guards import StepState, Suspend, scrub
+from callscript.sandbox.policy import DomainPolicy
+from callscript.sandbox.targets import (
+    Refused,
+    TargetContext,
+    check_target,
+    check_text,
+    clean_log_text,
+)
+from callscript.sandbox.values import URI, EventTime, Header, show
+from callscript.sip.errors import ParseError
+from callscript.sip.headers import LIST_HEADERS, header_key
+from callscript.sip.uri import parse_uri
+
+RESULTS = ("success", "busy", "noanswer", "redirection", "failure")
+FINAL_KINDS = ("reject", "redirect", "accept", "voicemail", "default")
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class ApiError(ValueError):
+    """A script used the API wrongly; the message says how."""
+
+
+def _api(func: _F) -> _F:
+    """An API entry point: stopped steps answer nothing, internal errors stay internal."""
+
+    @functools.wraps(func)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call: Call = self._call
+        call.state.check()
+        problem: str | None = None
+        try:
+            return func(self, *args, **kwargs)
+        except Refused as exc:
+            problem = str(exc)
+        except (ValueError, TypeError, MemoryError, RecursionError):
+            raise
+        except Exception:
+            problem = f"internal error in {func.__name__}()"
+        # Raised outside the handler so that no internal exception rides along as context.
+        raise ApiError(problem)
+
+    return wrapper  # type: ignore[return-value]
+
+
+class Call:
+    """The state of one handler step (internal: scripts never get a reference)."""
+
+    def __init__(
+        self,
+        data: dict[str, Any],
+        outcomes: Sequence[dict[str, Any]],
+        rules: DomainPolicy,
+        state: StepState,
+        served_domains: Sequence[str],
+    ) -> None:
+        self.state = state
+        self.rules = rules
+        self.direction: str = data["direction"]
+        self.method: str = data["method"]
+        self.request_uri: str = data["uri"]
+        self.owner: str = data["user"]
+        self.contacts: tuple[str, ...] = tuple(data.get("contacts", ()))
+        self.time = EventTime(datetime.datetime.fromisoformat(data["time"]))
+        hidden = {header_key(name) for name in rules.api.hidden_headers}
+        self.headers: list[tuple[str, str, str]] = []
+        for name, value in data.get("headers", ()):
+            key = header_key(name)
+            if key not in hidden:
+                self.headers.append((key, name, value))
+        self.body: str = data.get("body", "")
+        self.target_ctx = TargetContext(
+            self.direction, self.owner, self.request_uri, self.contacts, tuple(served_domains)
+        )
+        self.outcomes = list(outcomes)
+        self.actions: list[dict[str, Any]] = []
+        self.listeners: dict[str, tuple[Callable[..., Any], int | None]] = {}
+        self.final: tuple[str, int | None] | None = None
+        self.location: list[str] | None = None
+        self.location_fresh = False
+        self.redirect_targets: list[str] = []
+        self.proxies = 0
+        self.waits = 0
+        self.logs = 0
+        self.pending: dict[str, Any] | None = None
+
+    # -- actions ---------------------------------------------------------------
+
+    def add(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Record an action (the line is the script's)."""
+        action = {
+            "kind": kind,
+            **fields,
+            "seq": len(self.actions),
+            "line": self.state.script_line(),
+        }
+        self.actions.append(action)
+        return action
+
+    def allow(self, kind: str) -> None:
+        """Refuse an action the policy does not allow, or any final one after the answer."""
+        if kind not in self.rules.api.actions:
+            raise ApiError(f"{kind}() is not allowed by the sandbox policy")
+        if self.final is not None:
+            by, line = self.final
+            where = f" at line {line}" if line is not None else ""
+            raise ApiError(f"the call was already answered by {by}{where}")
+
+    def answer(self, kind: str, **fields: Any) -> None:
+        """Record a final action."""
+        self.allow(kind)
+        action = self.add(kind, **fields)
+        self.final = (f"{kind}()", action["line"])
+
+    def targets(self, location: object, *, redirect: bool) -> list[str]:
+        """The checked target texts of ``location`` (a URI, a str, or a list/tuple of them)."""
+        items = list(location) if type(location) in (list, tuple) else [location]  # type: ignore[call-overload]
+        limit = self.rules.targets.max_targets
+        if len(items) > limit:
+            raise ApiError(f"at most {limit} targets per action (the policy's max_targets)")
+        out: list[str] = []
+        for item in items:
+            text = str(item) if type(item) is URI else item
+            if type(text) is not str:
+                raise ApiError("a target must be a URI or a string such as 'sip:bob@example.com'")
+            checked = check_target(
+                text, self.target_ctx, self.rules.targets, self.rules.api, redirect=redirect
+            )
+            if checked not in out:
+                out.append(checked)
+        return out
+
+    def set_location(self, value: object) -> None:
+        self.state.check()
+        try:
+            self.location = self.targets(value, redirect=False)
+        except Refused as exc:
+            problem = str(exc)
+        else:
+            self.location_fresh = True
+            return
+        raise ApiError(problem)
+
+    def proxy(self, timeout: object, location: object, sequential: object) -> str:
+        self.allow("proxy")
+        rules = self.rules.targets
+        if self.proxies >= rules.max_proxies:
+            raise ApiError(
+                f"at most {rules.max_proxies} proxy() calls per call (the policy's max_proxies)"
+            )
+        if timeout is None:
+            timeout = rules.default_timeout
+        if type(timeout) not in (int, float) or not 1 <= timeout <= rules.max_timeout:  # type: ignore[operator]
+            raise ApiError(f"proxy() timeout must be a number of seconds, 1-{rules.max_timeout:g}")
+        if type(sequential) is not bool:
+            raise ApiError("proxy() sequential must be True or False")
+        if location is not None:
+            targets = self.targets(location, redirect=False)
+        elif self.location is not None:
+            targets = self.location
+        else:
+            targets = list(self.contacts) if self.direction == "incoming" else [self.request_uri]
+        self.proxies += 1
+        self.location_fresh = False
+        action = self.add("proxy", targets=targets, timeout=timeout, sequential=sequential)
+        if not targets:
+            # Nobody to ring: the attempt fails at once, the same way on every replay.
+            return "failure"
+        if self.waits >= len(self.outcomes):
+            self.pending = action
+            self.state.halt(Suspend("waiting for the outcome of proxy()", action["line"]))
+        outcome = self.outcomes[self.waits]
+        self.waits += 1
+        result: str = outcome["result"]
+        self.redirect_targets = list(outcome.get("targets", ())) if result == "redirection" else []
+        if result == "success":
+            self.final = ("proxy()", action["line"])
+        return result
+
+    def disposition(self) -> dict[str, Any]:
+        """What the call gets once the handler has returned."""
+        if self.final is not None:
+            kind = self.final[0][:-2]
+            if kind == "proxy":
+                return {"kind": "proxied"}
+            final = next(a for a in reversed(self.actions) if a["kind"] == kind)
+            return {k: v for k, v in final.items() if k not in ("seq", "line")}
+        if self.location is not None and self.location_fresh and self.location:
+            return {
+                "kind": "proxy",
+                "targets": self.location,
+                "timeout": self.rules.targets.default_timeout,
+                "sequential": False,
+            }
+        if self.proxies:
+            return {"kind": "relay"}
+        return {"kind": "default"}
+
+
+class Action:
+    """``event.action``: what a script can do with the call."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    @_api
+    def proxy(
+        self, timeout: object = None, location: object = None, sequential: object = False
+    ) -> str:
+        """Ring ``location`` (or event.location, or the registered contacts); returns
+        'success', 'busy', 'noanswer', 'redirection' or 'failure'."""
+        return self._call.proxy(timeout, location, sequential)
+
+    @_api
+    def redirect(self, location: object = None, permanent: object = False) -> None:
+        """Answer 302 (301 when ``permanent``) with ``location`` as Contact."""
+        call = self._call
+        call.allow("redirect")
+        if type(permanent) is not bool:
+            raise ApiError("redirect() permanent must be True or False")
+        if location is None:
+            location = call.location
+        targets = call.targets(location, redirect=True) if location is not None else []
+        if not targets:
+            raise ApiError("redirect() needs a location")
+        call.answer("redirect", targets=targets, permanent=permanent)
+
+    @_api
+    def reject(self, code: object = 603, reason: object = None) -> None:
+        """Answer with a final error response, ``code`` 400-699."""
+        if type(code) is not int or not 400 <= code <= 699:
+            raise ApiError("reject() code must be an integer 400-699")
+        if reason is not None:
+            reason = check_text(reason, "reject() reason", self._call.rules.api.max_reason_length)
+        self._call.answer("reject", code=code, reason=reason)
+
+    @_api
+    def accept(self) -> None:
+        """Answer 200 OK to a request other than INVITE (OPTIONS, MESSAGE...)."""
+        if self._call.method == "INVITE":
+            raise ApiError("accept() answers requests other than INVITE; use proxy()")
+        self._call.answer("accept")
+
+    @_api
+    def voicemail(self) -> None:
+        """Send the call to the owner's voicemail."""
+        self._call.answer("voicemail")
+
+    @_api
+    def default(self) -> None:
+        """Route the call as if there were no script."""
+        self._call.answer("default")
+
+    def __repr__(self) -> str:
+        return "<action>"
+
+
+class Event:
+    """``event``: the request a handler is called with."""
+
+    __slots__ = ("_action", "_call", "_uri", "_user")
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+        self._action = Action(call)
+        self._uri = URI(call.request_uri)
+        self._user = URI(call.owner)
+
+    method = property(lambda self: self._call.method, doc="INVITE, MESSAGE, OPTIONS...")
+    direction = property(lambda self: self._call.direction, doc="'incoming' or 'outgoing'.")
+    uri = property(lambda self: self._uri, doc="The request-URI.")
+    user = property(lambda self: self._user, doc="The script owner's address of record.")
+    time = property(lambda self: self._call.time, doc="Arrival time in the owner's time zone.")
+    action = property(lambda self: self._action, doc="What the script can do with the call.")
+
+    @property
+    def contacts(self) -> list[URI]:
+        """The owner's registered contacts."""
+        return [URI(c) for c in self._call.contacts]
+
+    @property
+    def location(self) -> list[URI]:
+        """The target set (empty until assigned); assign a URI, a str or a list."""
+        return [URI(t) for t in self._call.location or ()]
+
+    @property
+    def redirect_targets(self) -> list[URI]:
+        """The Contacts of the 3xx that made the last proxy() return 'redirection'."""
+        out = []
+        for text in self._call.redirect_targets:
+            try:
+                out.append(URI.wrap(parse_uri(text)))
+            except ParseError:
+                continue
+        return out
+
+    def __getitem__(self, name: object) -> Header | list[Header] | None:
+        if type(name) is not str:
+            raise TypeError("a header name must be a string")
+        try:
+            key = header_key(name)
+        except ParseError:
+            return None
+        values = [Header(k, value) for k, _, value in self._call.headers if k == key]
+        if not values:
+            return None
+        return values if key in LIST_HEADERS or len(values) > 1 else values[0]
+
+    def __contains__(self, name: object) -> bool:
+        return type(name) is str and self[name] is not None
+
+    def __iter__(self) -> Any:
+        names: list[str] = []
+        for key, _, _ in self._call.headers:
+            if key not in names:
+                names.append(key)
+        return iter(names)
+
+    def __str__(self) -> str:
+        call = self._call
+        lines = [f"{call.method} {call.request_uri} SIP/2.0"]
+        lines += [f"{name}: {value}" for _, name, value in call.headers]
+        return "\r\n".join(lines) + "\r\n\r\n" + call.body
+
+    def __repr__(self) -> str:
+        return f"<event {self._call.method} {self._call.request_uri}>"
+
+
+class EventWriter:
+    """What ``_write_(event)`` returns: only ``event.location`` can be assigned."""
+
+    __slots__ = ("_call",)
+    _call: Call
+
+    def __init__(self, event: Event) -> None:
+        object.__setattr__(self, "_call", event._call)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name != "location":
+            raise TypeError(f"event.{name} cannot be assigned; only event.location can")
+        self._call.set_location(value)
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise TypeError(f"event.{name} cannot be deleted")
+
+
+class Basic:
+    """``basic``: registers the handlers (``addEventListener`` or the ``@basic.on`` form)."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    @_api
+    def addEventListener(self, kind: object, handler: object) -> None:
+        """Call ``handler(event)`` for 'incoming' or 'outgoing' requests."""
+        if type(kind) is not str or kind not in ("incoming", "outgoing"):
+            raise ApiError("the event must be 'incoming' or 'outgoing'")
+        if not callable(handler):
+            raise ApiError("the handler must be a function taking the event")
+        if kind in self._call.listeners:
+            line = self._call.listeners[kind][1]
+            raise ApiError(f"a handler for {kind!r} was already registered at line {line}")
+        self._call.listeners[kind] = (handler, self._call.state.script_line())
+
+    @_api
+    def on(self, kind: object) -> Callable[[Any], Any]:
+        """``@basic.on('incoming')``: the decorator form of addEventListener."""
+        if type(kind) is not str or kind not in ("incoming", "outgoing"):
+            raise ApiError("the event must be 'incoming' or 'outgoing'")
+
+        def register(handler: Any) -> Any:
+            self.addEventListener(kind, handler)
+            return handler
+
+        return register
+
+    def __repr__(self) -> str:
+        return "<basic>"
+
+
+class Log:
+    """``log(*values)``: one line in the owner's log (count and length capped)."""
+
+    __slots__ = ("_call",)
+
+    def __init__(self, call: Call) -> None:
+        self._call = call
+
+    def __call__(self, *values: object) -> None:
+        call = self._call
+        call.state.check()
+        api = call.rules.api
+        if call.logs > api.max_log_lines:
+            return
+        call.logs += 1
+        if call.logs > api.max_log_lines:
+            text = "log limit reached: later lines are dropped"
+        else:
+            text = " ".join(show(v, api.max_log_length) for v in values)
+        call.add("log", text=clean_log_text(scrub(text), api.max_log_length))
+
+    def __repr__(self) -> str:
+        return "<log>"
+
+
+PUBLIC_API = {
+    Event: frozenset(
+        {
+            "method",
+            "uri",
+            "direction",
+            "user",
+            "contacts",
+            "time",
+            "location",
+            "action",
+            "redirect_targets",
+        }
+    ),
+    Action: frozenset({"proxy", "redirect", "reject", "accept", "voicemail", "default"}),
+    Basic: frozenset({"addEventListener", "on"}),
+    Log: frozenset(),
+}

@@ -1,0 +1,469 @@
+"""The SIP process's side of the sandbox: a pool of worker processes (asyncio).
+
+Steps wait in one queue; each of ``workers.count`` slots takes the next step,
+sends it to its worker process and waits for the reply under a hard wall
+deadline (the time the event has left of ``limits.wall_per_event``; waiting in
+the queue does not count). A worker that overruns it is killed and replaced
+and the step fails with kind ``timeout``; a worker that dies is replaced and
+the step is tried once more on the fresh one (kind ``crash`` if it dies again).
+A worker whose reply breaks the protocol is killed. Other users' steps never
+wait on a bad script: they sit in the shared queue, not behind a worker.
+
+Each worker caches compiled scripts by (name, content digest); the pool mirrors
+that cache to know when to send the source. Timeouts, memory failures and
+crashes count as violations: ``quarantine.violations`` of them within
+``quarantine.window`` seconds put a script in quarantine for
+``quarantine.duration`` seconds, during which its steps fail at once with kind
+``quarantined`` (the call gets the fallback).
+
+:class:`CallRun` keeps the replay state of one call: the outcomes so far, the
+wall time spent, and the actions already seen (each step returns only new ones,
+so log lines are not repeated).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import callscript
+from callscript.sandbox.compiler import source_digest
+from callscript.sandbox.policy import DomainPolicy, Policy
+from callscript.sandbox.protocol import (
+    MAX_LINE,
+    Action,
+    Finished,
+    Pending,
+    ProtocolViolation,
+    StepFailed,
+    StepResult,
+    check_outcome,
+    decode,
+    encode,
+    fallback_action,
+    parse_reply,
+)
+
+START_TIMEOUT = 30.0
+CLOSE_TIMEOUT = 2.0
+VIOLATION_KINDS = ("timeout", "memory", "crash")
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """One version of a user's script: ``name`` as shown in errors, its ``domain``
+    (which per-domain rules apply), its ``source``."""
+
+    name: str
+    domain: str
+    source: str
+    digest: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", source_digest(self.source))
+
+
+@dataclass(slots=True)
+class PoolStats:
+    """Counters since the pool started."""
+
+    steps: int = 0
+    restarts: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0
+
+
+class Quarantine:
+    """Violations per script in a sliding window; time is passed in."""
+
+    def __init__(self) -> None:
+        self._recent: dict[str, collections.deque[float]] = {}
+        self._until: dict[str, float] = {}
+
+    def active(self, name: str, *, now: float) -> bool:
+        """Whether ``name`` is in quarantine at ``now``."""
+        until = self._until.get(name)
+        if until is None:
+            return False
+        if now < until:
+            return True
+        del self._until[name]
+        return False
+
+    def record(self, name: str, rules: DomainPolicy, *, now: float) -> bool:
+        """Count one violation; True when it starts a quarantine."""
+        q = rules.quarantine
+        recent = self._recent.setdefault(name, collections.deque())
+        recent.append(now)
+        while recent and recent[0] <= now - q.window:
+            recent.popleft()
+        if len(recent) < q.violations:
+            return False
+        recent.clear()
+        if q.duration > 0:
+            self._until[name] = now + q.duration
+        return q.duration > 0
+
+    def release(self, name: str) -> None:
+        """End a quarantine (a new version of the script was installed)."""
+        self._until.pop(name, None)
+        self._recent.pop(name, None)
+
+
+class _Process:
+    """One worker process and the pool's mirror of its script cache."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, cache_size: int) -> None:
+        self.proc = proc
+        self.known: collections.OrderedDict[tuple[str, str], None] = collections.OrderedDict()
+        self.cache_size = cache_size
+
+    async def exchange(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(encode(message))
+        await self.proc.stdin.drain()
+        try:
+            line = await self.proc.stdout.readline()
+        except ValueError:
+            raise ProtocolViolation("reply longer than the protocol allows") from None
+        if not line:
+            raise ConnectionResetError("the worker exited")
+        return decode(line)
+
+    def remember(self, key: tuple[str, str]) -> None:
+        self.known[key] = None
+        self.known.move_to_end(key)
+        while len(self.known) > self.cache_size:
+            self.known.popitem(last=False)
+
+    async def stop(self, *, kill: bool) -> int | None:
+        """Stop the process (closing stdin, or SIGKILL); its exit status."""
+        proc = self.proc
+        if proc.returncode is None:
+            if kill:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+            elif proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), CLOSE_TIMEOUT)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        return proc.returncode
+
+
+@dataclass(slots=True, eq=False)
+class _Job:
+    script: Script
+    rules: DomainPolicy
+    event: Mapping[str, Any]
+    outcomes: Sequence[Mapping[str, Any]]
+    budget: float
+    done: asyncio.Future[StepResult]
+
+
+class SandboxPool:
+    """Worker processes that run handler steps; use ``async with`` or start()/close().
+
+    Args:
+        policy: the sandbox policy (workers, memory and per-domain rules).
+        served_domains: domains this proxy serves (allowed targets by default).
+        python: the interpreter the workers run.
+    """
+
+    def __init__(
+        self, policy: Policy, *, served_domains: Sequence[str] = (), python: str = sys.executable
+    ) -> None:
+        self.policy = policy
+        self.served_domains = tuple(d.lower() for d in served_domains)
+        self.python = python
+        self.stats = PoolStats()
+        self.quarantine = Quarantine()
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._slots: list[asyncio.Task[None]] = []
+        self._seed = str(secrets.randbelow(1 << 32))
+        self._processes: set[_Process] = set()
+        self._running: set[_Job] = set()
+        self._closed = False
+
+    async def __aenter__(self) -> SandboxPool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Start the workers (they are also started on first use)."""
+        if self._slots or self._closed:
+            return
+        processes = await asyncio.gather(*(self._spawn() for _ in range(self.policy.workers.count)))
+        self._slots = [asyncio.create_task(self._slot(p)) for p in processes]
+
+    async def close(self) -> None:
+        """Stop the workers; pending steps fail with kind ``crash``."""
+        self._closed = True
+        for task in self._slots:
+            task.cancel()
+        for task in self._slots:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._slots = []
+        for process in list(self._processes):
+            await process.stop(kill=False)
+        self._processes.clear()
+        jobs = list(self._running)
+        while not self._queue.empty():
+            jobs.append(self._queue.get_nowait())
+        for job in jobs:
+            if not job.done.done():
+                job.done.set_result(self._failed(job, "crash", "the sandbox was shut down"))
+
+    def call(self, script: Script, event: Mapping[str, Any]) -> CallRun:
+        """The replay state for one call of ``script`` with ``event``."""
+        return CallRun(self, script, event)
+
+    async def run_step(
+        self,
+        script: Script,
+        event: Mapping[str, Any],
+        outcomes: Sequence[Mapping[str, Any]] = (),
+        *,
+        spent: float = 0.0,
+    ) -> StepResult:
+        """Run one handler step (all of ``outcomes`` replayed); never raises for the script's
+        faults: they come back as :class:`StepFailed`.
+
+        Args:
+            spent: wall time this event's earlier steps used (seconds).
+        """
+        if self._closed:
+            raise RuntimeError("the sandbox pool is closed")
+        await self.start()
+        rules = self.policy.for_domain(script.domain)
+        loop = asyncio.get_running_loop()
+        job = _Job(
+            script,
+            rules,
+            event,
+            outcomes,
+            rules.limits.wall_per_event - spent,
+            loop.create_future(),
+        )
+        if self.quarantine.active(script.name, now=loop.time()):
+            return self._failed(
+                job, "quarantined", "the script is in quarantine after repeated failures"
+            )
+        if job.budget <= 0:
+            return self._failed(job, "timeout", "the script used its wall time for this call")
+        self._queue.put_nowait(job)
+        return await job.done
+
+    def _failed(self, job: _Job, kind: str, message: str, line: int | None = None) -> StepFailed:
+        return StepFailed(kind, line, message, fallback_action(job.rules))
+
+    async def _spawn(self) -> _Process:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(callscript.__file__)))
+        env = {
+            "PYTHONHASHSEED": self._seed,
+            "PYTHONPATH": root,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "LC_ALL": "C.UTF-8",
+        }
+        proc = await asyncio.create_subprocess_exec(
+            self.python, "-s", "-P", "-m", "callscript.sandbox.worker",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, env=env, limit=MAX_LINE, start_new_session=True,
+        )  # fmt: skip
+        process = _Process(proc, self.policy.workers.cache_scripts)
+        self._processes.add(process)
+        workers = self.policy.workers
+        init = {
+            "op": "init",
+            "memory_mb": workers.memory_mb,
+            "cache": workers.cache_scripts,
+            "modules": self._modules(),
+        }
+        try:
+            ready = await asyncio.wait_for(process.exchange(init), START_TIMEOUT)
+            if ready != {"ready": True}:
+                raise ProtocolViolation("bad ready message")
+        except (OSError, TimeoutError, ProtocolViolation, ConnectionError):
+            await self._discard(process, kill=True)
+            raise
+        return process
+
+    def _modules(self) -> list[str]:
+        names = set(self.policy.base.script.modules)
+        for rules in self.policy.domains.values():
+            names.update(rules.script.modules)
+        return sorted(names)
+
+    async def _discard(self, process: _Process, *, kill: bool) -> int | None:
+        self._processes.discard(process)
+        return await process.stop(kill=kill)
+
+    async def _slot(self, process: _Process | None) -> None:
+        while True:
+            job = await self._queue.get()
+            if job.done.done():
+                continue
+            self._running.add(job)
+            try:
+                process = await self._serve(process, job)
+            finally:
+                self._running.discard(job)
+
+    async def _serve(self, process: _Process | None, job: _Job) -> _Process | None:
+        """Run ``job`` (once more on a fresh worker if its worker died); the worker to keep."""
+        attempts = 0
+        while True:
+            if process is None:
+                try:
+                    process = await self._spawn()
+                except (OSError, TimeoutError, ProtocolViolation, ConnectionError):
+                    self._finish(
+                        job, self._failed(job, "crash", "a sandbox worker could not start")
+                    )
+                    return None
+            result, process = await self._run(process, job)
+            attempts += 1
+            crashed = isinstance(result, StepFailed) and result.kind == "crash"
+            if not crashed or attempts > 1:
+                self._finish(job, result)
+                return process
+
+    async def _run(self, process: _Process, job: _Job) -> tuple[StepResult, _Process | None]:
+        """One step on ``process``; the process to keep (None when it was stopped)."""
+        script = job.script
+        key = (script.name, script.digest)
+        request = {
+            "op": "step",
+            "script": {
+                "name": script.name,
+                "digest": script.digest,
+                "source": None if key in process.known else script.source,
+            },
+            "event": job.event,
+            "outcomes": list(job.outcomes),
+            "rules": job.rules.to_dict(),
+            "served_domains": list(self.served_domains),
+            "id": self.stats.steps,
+        }
+        self.stats.steps += 1
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            reply = await asyncio.wait_for(
+                self._exchange(process, request, script.source), job.budget
+            )
+            elapsed = loop.time() - started
+            if reply.get("id") != request["id"]:
+                raise ProtocolViolation("reply to another step")
+            process.remember(key)
+            result = parse_reply(reply, job.rules, job.event, self.served_domains, elapsed=elapsed)
+        except TimeoutError:
+            await self._replace(process, kill=True)
+            message = f"the script ran past its wall time ({job.rules.limits.wall_per_event:g} s per call)"
+            return self._failed(job, "timeout", message), None
+        except (ConnectionError, BrokenPipeError):
+            status = await self._replace(process, kill=True)
+            if status == -signal.SIGXCPU:
+                return self._failed(
+                    job, "timeout", "the script used its CPU time for one step"
+                ), None
+            return self._failed(
+                job, "crash", f"the sandbox worker died ({_describe_status(status)})"
+            ), None
+        except ProtocolViolation as exc:
+            await self._replace(process, kill=True)
+            return self._failed(job, "crash", f"the sandbox worker broke protocol: {exc}"), None
+        if isinstance(result, StepFailed) and result.kind == "memory":
+            # The worker exits after a memory failure; the next step gets a fresh one.
+            await self._replace(process, kill=False)
+            return result, None
+        return result, process
+
+    @staticmethod
+    async def _exchange(process: _Process, request: dict[str, Any], source: str) -> dict[str, Any]:
+        reply = await process.exchange(request)
+        if reply.get("status") == "need_source" and request["script"]["source"] is None:
+            # The mirror of the worker's cache was wrong: send the step again with the source.
+            request["script"]["source"] = source
+            reply = await process.exchange(request)
+        return reply
+
+    async def _replace(self, process: _Process, *, kill: bool) -> int | None:
+        self.stats.restarts += 1
+        return await self._discard(process, kill=kill)
+
+    def _finish(self, job: _Job, result: StepResult) -> None:
+        if isinstance(result, StepFailed):
+            failures = self.stats.failures
+            failures[result.kind] = failures.get(result.kind, 0) + 1
+            if result.kind in VIOLATION_KINDS:
+                now = asyncio.get_running_loop().time()
+                if self.quarantine.record(job.script.name, job.rules, now=now):
+                    self.stats.quarantined += 1
+        if not job.done.done():
+            job.done.set_result(result)
+
+
+def _describe_status(status: int | None) -> str:
+    if status is not None and status < 0:
+        try:
+            return signal.Signals(-status).name
+        except ValueError:
+            return f"signal {-status}"
+    return f"exit status {status}"
+
+
+class CallRun:
+    """The replay state of one call: outcomes so far, wall time spent, actions seen.
+
+    ``start()`` runs the handler; after a :class:`Pending`, carry out its proxy
+    request and call ``resume(result, targets)``. Each returned result carries
+    only the actions not returned before.
+    """
+
+    def __init__(self, pool: SandboxPool, script: Script, event: Mapping[str, Any]) -> None:
+        self.pool = pool
+        self.script = script
+        self.event = event
+        self.outcomes: list[dict[str, Any]] = []
+        self.spent = 0.0
+        self.seen: tuple[Action, ...] = ()
+
+    async def start(self) -> StepResult:
+        """The first step."""
+        return await self._step()
+
+    async def resume(self, result: str, targets: Sequence[str] = ()) -> StepResult:
+        """The next step, once the pending proxy() has ``result`` (and, for
+        'redirection', the Contact ``targets`` of the 3xx)."""
+        self.outcomes.append(check_outcome(result, targets))
+        return await self._step()
+
+    async def _step(self) -> StepResult:
+        result = await self.pool.run_step(self.script, self.event, self.outcomes, spent=self.spent)
+        self.spent += result.elapsed
+        seen = len(self.seen)
+        if isinstance(result, Pending | Finished) and result.actions[:seen] != self.seen:
+            message = "the script did not take the same path when replayed"
+            rules = self.pool.policy.for_domain(self.script.domain)
+            return StepFailed("error", None, message, fallback_action(rules), (), result.elapsed)
+        new = result.actions[seen:]
+        if len(result.actions) > seen:
+            self.seen = result.actions
+        return dataclasses.replace(result, actions=new)

@@ -200,6 +200,23 @@ def _plain(value: object) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
+DEFAULT_POLICY = Path("sandbox") / "policy.toml"
+
+
+def find_policy(path: str | None) -> tuple[Policy, str]:
+    """The policy a command uses: ``path``, else ``sandbox/policy.toml`` when it exists
+    in the current directory, else the built-in defaults; and where it came from.
+
+    Raises:
+        ConfigError: see :func:`load_policy`.
+    """
+    if path is not None:
+        return load_policy(Path(path)), path
+    if DEFAULT_POLICY.is_file():
+        return load_policy(DEFAULT_POLICY), str(DEFAULT_POLICY)
+    return Policy(), "built-in defaults"
+
+
 def load_policy(path: Path | None = None) -> Policy:
     """Load and check a policy file; the built-in defaults when ``path`` is None.
 

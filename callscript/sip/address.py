@@ -60,7 +60,8 @@ class Address:
         self._text: str | None = None
         if display is not None and ("\r" in display or "\n" in display):
             raise LocalProtocolError("display name contains CR or LF")
-        if has_control(self._uri_text) or " " in self._uri_text or ">" in self._uri_text:
+        uri_text = self._uri_text
+        if has_control(uri_text) or " " in uri_text or ">" in uri_text or not uri_text.isascii():
             raise LocalProtocolError(f"URI {self._uri_text!r} cannot go inside '<...>'")
 
     @classmethod

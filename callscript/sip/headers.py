@@ -537,8 +537,7 @@ def make_value(key: str, value: object) -> HeaderValue:
         raise LocalProtocolError(f"bad {key} value {text[:40]!r}: {reason}") from None
     if len(values) != 1:
         raise LocalProtocolError(f"{key} value must be exactly one value")
-    if isinstance(value, Header):
-        if type(values[0]) is not type(value):
-            raise LocalProtocolError(f"a {type(value).__name__} is not a {key} value")
-        return value
+    if isinstance(value, Header) and type(values[0]) is not type(value):
+        raise LocalProtocolError(f"a {type(value).__name__} is not a {key} value")
+    # The value as parsed from its text, so that it reads the same as after a re-parse.
     return values[0]

@@ -434,7 +434,7 @@ class Request(Message):
         if isinstance(value, str):
             value = parse_uri(value)
         text = str(value)
-        if has_control(text) or " " in text or "\t" in text:
+        if has_control(text) or " " in text or "\t" in text or not text.isascii():
             raise LocalProtocolError(f"Request-URI {text!r} holds whitespace or controls")
         self._uri = value
         self._uri_text = text
@@ -487,8 +487,8 @@ class Response(Message):
     ) -> None:
         if not 100 <= status <= 699:
             raise LocalProtocolError(f"status {status} is not 100-699")
-        if has_control(reason):
-            raise LocalProtocolError("reason phrase contains control characters")
+        if has_control(reason) or not _encodable(reason):
+            raise LocalProtocolError("reason phrase contains control characters or lone surrogates")
         self.status = status
         self.reason = reason
         self._keys = []
@@ -522,6 +522,14 @@ class Response(Message):
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason}>"
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _lookup_key(name: str) -> str:

@@ -183,9 +183,9 @@ class URI:
             setattr(new, name, value)
         text = new._format()
         # A changed URI must still print as one URI: no CR/LF, SP or controls anywhere.
-        if has_control(text) or " " in text or "\t" in text:
+        if has_control(text) or " " in text or "\t" in text or not text.isascii():
             raise LocalProtocolError(
-                f"URI would contain whitespace or control characters: {text!r}"
+                f"URI would contain whitespace, controls or non-ASCII: {text!r}"
             )
         new._text = text
         return new

@@ -222,6 +222,8 @@ def test_request_uri_replace() -> None:
         msg.uri = "not a uri"  # type: ignore[assignment]
     with pytest.raises(LocalProtocolError):
         msg.uri = URI("sip", host="evil\r\nVia: x")
+    with pytest.raises(LocalProtocolError):
+        msg.uri = URI("sip", host="bücher.example")
 
 
 def test_add_replace_discard_and_delete_headers() -> None:
@@ -328,6 +330,7 @@ def test_constructed_request_and_response_round_trip() -> None:
         lambda: Response(99, "x"),
         lambda: Response(700, "x"),
         lambda: Response(200, "O\r\nK"),
+        lambda: Response(200, "lone \ud800 surrogate"),
     ],
 )
 def test_constructors_refuse_bad_start_lines(build: object) -> None:

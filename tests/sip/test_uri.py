@@ -415,7 +415,9 @@ def test_with_params_and_without_params() -> None:
         uri.params["x"] = "y"  # type: ignore[index]
 
 
-@pytest.mark.parametrize("bad", ["a\r\nVia: x", "a\nb", "a b", "a\tb", "a\x00b", "a\x7fb"])
+@pytest.mark.parametrize(
+    "bad", ["a\r\nVia: x", "a\nb", "a b", "a\tb", "a\x00b", "a\x7fb", "é", "\ud800"]
+)
 def test_replace_and_with_params_refuse_cr_lf_and_whitespace(bad: str) -> None:
     """A changed URI must still be one URI: CR, LF, SP and controls raise LocalProtocolError."""
     uri = parse_uri("sip:a@h")

@@ -167,7 +167,7 @@ class Guards:
         if not self.readable(obj, name):
             if default:
                 return default[0]
-            raise AttributeError(f"{describe(obj)} has no attribute {name!r} a script may use")
+            raise AttributeError(f"{describe(obj)} has no attribute {name!r} available to scripts")
         return getattr(obj, name, *default)
 
     def readable(self, obj: object, name: str) -> bool:

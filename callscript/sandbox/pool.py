@@ -56,6 +56,8 @@ from callscript.sandbox.protocol import (
 START_TIMEOUT = 30.0
 CLOSE_TIMEOUT = 2.0
 VIOLATION_KINDS = ("timeout", "memory", "crash")
+# After the interpreter: no user site-packages, no current directory on sys.path.
+WORKER_COMMAND = ("-s", "-P", "-m", "callscript.sandbox.worker")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,15 +181,20 @@ class SandboxPool:
     Args:
         policy: the sandbox policy (workers, memory and per-domain rules).
         served_domains: domains this proxy serves (allowed targets by default).
-        python: the interpreter the workers run.
+        command: the worker's command line (default :data:`WORKER_COMMAND` with this
+            interpreter); an administrator may prefix it with an OS jail (bwrap, nsjail...).
     """
 
     def __init__(
-        self, policy: Policy, *, served_domains: Sequence[str] = (), python: str = sys.executable
+        self,
+        policy: Policy,
+        *,
+        served_domains: Sequence[str] = (),
+        command: Sequence[str] | None = None,
     ) -> None:
         self.policy = policy
         self.served_domains = tuple(d.lower() for d in served_domains)
-        self.python = python
+        self.command = tuple(command) if command is not None else (sys.executable, *WORKER_COMMAND)
         self.stats = PoolStats()
         self.quarantine = Quarantine()
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
@@ -282,7 +289,7 @@ class SandboxPool:
             "LC_ALL": "C.UTF-8",
         }
         proc = await asyncio.create_subprocess_exec(
-            self.python, "-s", "-P", "-m", "callscript.sandbox.worker",
+            *self.command,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL, env=env, limit=MAX_LINE, start_new_session=True,
         )  # fmt: skip

@@ -237,6 +237,11 @@ class SandboxPool:
             if not job.done.done():
                 job.done.set_result(self._failed(job, "crash", "the sandbox was shut down"))
 
+    @property
+    def pids(self) -> list[int]:
+        """Process ids of the running workers (for monitoring)."""
+        return sorted(p.proc.pid for p in self._processes if p.proc.returncode is None)
+
     def call(self, script: Script, event: Mapping[str, Any]) -> CallRun:
         """The replay state for one call of ``script`` with ``event``."""
         return CallRun(self, script, event)

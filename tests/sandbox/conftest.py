@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from callscript.sandbox.policy import Limits, Policy, WorkerRules
+from callscript.sandbox.policy import Limits, Policy, QuarantineRules, WorkerRules
 from callscript.sandbox.pool import SandboxPool, Script
 from callscript.sandbox.protocol import StepResult
 
@@ -27,7 +27,12 @@ HERE = Path(__file__).resolve().parent
 SERVED = ("example.com",)
 TEST_POLICY = Policy(
     workers=WorkerRules(count=2, memory_mb=256),
-    base=dataclasses.replace(Policy().base, limits=Limits(cpu_per_step=0.2, wall_per_event=1.0)),
+    base=dataclasses.replace(
+        Policy().base,
+        limits=Limits(cpu_per_step=0.2, wall_per_event=1.0),
+        # The tests run many bombs under one script name: no quarantine here.
+        quarantine=QuarantineRules(violations=100000),
+    ),
 )
 UNCHECKED = (sys.executable, "-s", "-P", str(HERE / "unchecked_worker.py"))
 

@@ -35,7 +35,14 @@ def handler(body: str) -> str:
 
 
 # The static checks, RestrictedPython's transformer and the run-time guards each word it their way.
-FORBIDDEN = ("not allowed", "not available", "is not defined", "available to scripts", "invalid", "reserved")
+FORBIDDEN = (
+    "not allowed",
+    "not available",
+    "is not defined",
+    "available to scripts",
+    "invalid",
+    "reserved",
+)
 
 
 @pytest.mark.parametrize(
@@ -82,7 +89,9 @@ FORBIDDEN = ("not allowed", "not available", "is not defined", "available to scr
         "getattr(URI('sip:a@example.com'), '_uri')",
     ],
 )
-def test_introspection_and_imports_are_stopped(pools: Pools, any_pool: SandboxPool, body: str) -> None:
+def test_introspection_and_imports_are_stopped(
+    pools: Pools, any_pool: SandboxPool, body: str
+) -> None:
     """Imports, dunder and frame walks, and introspection builtins end the step."""
     stopped(pools.step(handler(body), pool=any_pool), *FORBIDDEN)
 
@@ -99,7 +108,9 @@ def test_introspection_and_imports_are_stopped(pools: Pools, any_pool: SandboxPo
         "class S(str):\n    pass\nS('{0.__class__}').format(1)",
     ],
 )
-def test_str_format_cannot_look_up_attributes(pools: Pools, any_pool: SandboxPool, body: str) -> None:
+def test_str_format_cannot_look_up_attributes(
+    pools: Pools, any_pool: SandboxPool, body: str
+) -> None:
     """str.format/format_map, which look attributes up by name, are refused on any str."""
     stopped(pools.step(handler(body), pool=any_pool), "not allowed", "not available")
 
@@ -134,7 +145,9 @@ def test_metaclass_is_refused(pools: Pools, any_pool: SandboxPool) -> None:
         "class X:\n    __slots__ = ()\n",
     ],
 )
-def test_private_dunders_cannot_be_defined(pools: Pools, any_pool: SandboxPool, source: str) -> None:
+def test_private_dunders_cannot_be_defined(
+    pools: Pools, any_pool: SandboxPool, source: str
+) -> None:
     """Only __init__ and the comparison dunders may be defined by a script."""
     stopped(pools.step(source, pool=any_pool), "invalid", "not allowed")
 
@@ -161,7 +174,9 @@ def test_suspension_cannot_be_swallowed(pools: Pools, any_pool: SandboxPool) -> 
     assert isinstance(result, Pending)
     assert [a.kind for a in result.actions] == ["proxy"]
     stopped(pools.step(handler(bare)), "bare 'except:'")
-    base = "try:\n    event.action.proxy()\nexcept BaseException:\n    event.action.reject(code=486)"
+    base = (
+        "try:\n    event.action.proxy()\nexcept BaseException:\n    event.action.reject(code=486)"
+    )
     assert isinstance(pools.step(handler(base), pool=pools.runtime), Pending)
     stopped(pools.step(handler(base)), "BaseException")
 
@@ -282,7 +297,9 @@ PRIVATE = [
 
 
 @pytest.mark.parametrize("target", PRIVATE)
-def test_private_targets_are_refused_in_any_spelling(pools: Pools, any_pool: SandboxPool, target: str) -> None:
+def test_private_targets_are_refused_in_any_spelling(
+    pools: Pools, any_pool: SandboxPool, target: str
+) -> None:
     """Loopback and private targets are refused for proxy(), event.location and redirect()."""
     for body in [
         f"event.action.proxy(location={target!r})",
@@ -299,12 +316,16 @@ def test_no_open_relay(pools: Pools, any_pool: SandboxPool) -> None:
         "not a domain this script may send calls to",
     )
     stopped(
-        pools.step(handler("event.action.proxy(location='sip:x@example.com.evil.org')"), pool=any_pool),
+        pools.step(
+            handler("event.action.proxy(location='sip:x@example.com.evil.org')"), pool=any_pool
+        ),
         "not a domain",
     )
     ok = pools.step(handler("event.action.proxy(location='sip:x@desk.example.com')"), pool=any_pool)
     assert isinstance(ok, Pending)
-    contact = pools.step(handler("event.action.proxy(location='sip:alice@192.0.2.4:5060')"), pool=any_pool)
+    contact = pools.step(
+        handler("event.action.proxy(location='sip:alice@192.0.2.4:5060')"), pool=any_pool
+    )
     assert isinstance(contact, Pending)
     moved = pools.step(handler("event.action.redirect(location='sip:x@evil.org')"), pool=any_pool)
     assert isinstance(moved, Finished)
@@ -318,7 +339,10 @@ def test_forwarding_loops_and_fan_out_are_limited(pools: Pools, any_pool: Sandbo
         "loop back",
     )
     many = "[URI('sip:u%d@example.com' % i) for i in range(9)]"
-    stopped(pools.step(handler(f"event.action.proxy(location={many})"), pool=any_pool), "at most 8 targets")
+    stopped(
+        pools.step(handler(f"event.action.proxy(location={many})"), pool=any_pool),
+        "at most 8 targets",
+    )
     stopped(pools.step(handler(f"event.location = {many}"), pool=any_pool), "at most 8 targets")
     loop = "while True:\n    event.action.proxy(location='sip:bob@example.com')"
     busy = [{"result": "busy"}] * 5
@@ -432,5 +456,7 @@ def test_outgoing_event_sees_only_its_direction(pools: Pools) -> None:
     source = "@basic.on('outgoing')\ndef out(event):\n    event.action.reject(code=403)\n"
     incoming = pools.step(source)
     assert isinstance(incoming, Finished) and incoming.disposition.kind == "default"
-    outgoing = pools.step(source, event=make_event(direction="outgoing", user="sip:bob@example.com"))
+    outgoing = pools.step(
+        source, event=make_event(direction="outgoing", user="sip:bob@example.com")
+    )
     assert isinstance(outgoing, Finished) and outgoing.disposition.kind == "reject"

@@ -126,6 +126,9 @@ def _compile(source: str, name: str, policy: DomainPolicy) -> tuple[list[Problem
             warnings.simplefilter("always")
             tree = ast.parse(source, name)
     except SyntaxError as exc:
+        if "\x00" in source and "null" in exc.msg:
+            line, col = _position_of(source, source.find("\x00"))
+            return [Problem(name, line, col, "the script contains a NUL character")], None
         line, col = exc.lineno or 1, exc.offset or 1
         return [Problem(name, line, max(col, 1), f"syntax error: {exc.msg}")], None
     except ValueError:
@@ -232,6 +235,8 @@ class _Checker:
         self.policy = policy
         self.problems: list[Problem] = []
         self.available = set(policy.script.builtins) | set(policy.api.names)
+        # Names another check already reported (``except BaseException``).
+        self.reported: set[ast.AST] = set()
 
     def error(self, node: ast.AST, message: str, severity: str = "error") -> None:
         line, col = _node_position(node, self.lines)
@@ -276,11 +281,8 @@ class _Checker:
         match node:
             case ast.Name(id=name):
                 self.check_name(node, name)
-                if (
-                    isinstance(node.ctx, ast.Load)
-                    and name not in bound
-                    and not name.startswith("_")
-                ):
+                known = name in bound or name.startswith("_") or node in self.reported
+                if isinstance(node.ctx, ast.Load) and not known:
                     if name in _NOT_AVAILABLE:
                         self.error(node, _NOT_AVAILABLE[name])
                     elif name not in self.available:
@@ -317,8 +319,10 @@ class _Checker:
                 )
             case ast.ExceptHandler(type=kind, name=name):
                 caught = kind.elts if isinstance(kind, ast.Tuple) else [kind]
-                if any(isinstance(c, ast.Name) and c.id == "BaseException" for c in caught):
+                base = [c for c in caught if isinstance(c, ast.Name) and c.id == "BaseException"]
+                if base:
                     self.error(node, "'except BaseException' is not allowed; catch Exception")
+                    self.reported.update(base)
                 if name:
                     self.check_name(node, name)
             case ast.TryStar():

@@ -253,7 +253,10 @@ def policy_from_dict(data: Mapping[str, object], where: str = "policy") -> Polic
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: {key}: must be a table")
         _no_unknown(table, set(SECTIONS), where, key + ".")
-        overrides[name.lower().rstrip(".")] = _domain(table, base, where, key + ".")
+        domain = name.lower().rstrip(".")
+        if domain in overrides:
+            raise ConfigError(f"{where}: {key}: the domain is given twice")
+        overrides[domain] = _domain(table, base, where, key + ".")
     return Policy(workers, base, types.MappingProxyType(overrides))
 
 

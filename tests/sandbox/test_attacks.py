@@ -264,7 +264,7 @@ def test_crlf_injection_is_refused(pools: Pools, any_pool: SandboxPool) -> None:
         "URI('sip:bob@example.com\\r\\nX-Evil: 1')",
         "event.location = 'sip:bob@example.com\\r\\nX-Evil: 1'",
         "event.action.redirect(location='sip:bob@example.com>\\r\\nContact: <sip:evil@evil.org')",
-        "event.action.proxy(location='sip:bob@example.com?Route=%3Csip:evil@evil.org%3E')",
+        "event.action.proxy(location='sip:bob@example.com?Route=%3Csip:evil%40evil.org%3E')",
         "event.action.redirect(location='sip:bob@example.com x')",
         "event.action.reject(code=1000)",
         "event.action.reject(code=200)",

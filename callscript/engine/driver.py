@@ -19,7 +19,7 @@ from callscript.sip.events import Peer
 from callscript.sip.message import Request, Response, parse_message
 from callscript.sip.proxy.core import ProxyCore
 from callscript.sip.proxy.events import ProxyEvent
-from callscript.sip.receive import error_response, stamp_via
+from callscript.sip.receive import stamp_via
 from callscript.transport.manager import TransportManager
 
 log = logging.getLogger("callscript.driver")
@@ -78,17 +78,24 @@ class Driver:
                 stamp_via(message, source)
         except ParseError as exc:
             self.stats.malformed += 1
-            answer = error_response(data, exc)
             log.info("malformed message from %s:%s: %s", source.host, source.port, exc)
-            if answer is not None:
-                self.transports.send(answer, source)
+            # Answered with a reason naming what and where, or dropped (responses, no Via...).
+            self.transports.answer_malformed(data, exc, source)
             return
-        if isinstance(message, Request):
-            self.stats.requests += 1
-            self.core.handle_request(message, source, now=self.now)
-        else:
-            self.stats.responses += 1
-            self.core.handle_response(message, source, now=self.now)
+        try:
+            if isinstance(message, Request):
+                self.stats.requests += 1
+                self.core.handle_request(message, source, now=self.now)
+            else:
+                self.stats.responses += 1
+                self.core.handle_response(message, source, now=self.now)
+        except ParseError as exc:
+            # A header the transaction layer needed (RFC 2543 matching reads the
+            # Request-URI, To and From) is malformed: the layer kept no state.
+            self.stats.malformed += 1
+            log.info("unusable message from %s:%s: %s", source.host, source.port, exc)
+            if isinstance(message, Request):
+                self.transports.answer_malformed(data, exc, source)
 
     def on_transport_error(self, peer: Peer, exc: BaseException | None = None) -> None:
         """Sending to ``peer`` failed (RFC 3261 §17.1.4)."""

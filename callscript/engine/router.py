@@ -297,7 +297,7 @@ class Router:
         # RFC 3261 §10.3 step 2: extensions we do not support in Require get 420.
         required = [str(v) for v in request.get_all("Require")]
         if required:
-            self.reply(ctx, 420, headers=[("Unsupported", ", ".join(required))])
+            self.reply(ctx, 420, headers=[("Unsupported", required)])
             return
         if self.policy.register_requires_auth:
             now = self.wall_clock()

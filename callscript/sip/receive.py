@@ -224,7 +224,39 @@ def build_error_response(
     try:
         return _build_error_response(data, error, source)
     except (SipError, ValueError):
+        pass
+    try:
+        return _build_raw_error_response(data, error)
+    except (SipError, ValueError):
         return None
+
+
+def _build_raw_error_response(data: bytes, error: ParseError) -> Response | None:
+    # The headers a response copies could not all be read (RFC 4475 §3.1.2.4 scalar02,
+    # §3.1.2.16 badvers...): echo their lines as received, which only the sender reads,
+    # so that it still learns why. The answer goes back to where the bytes came from.
+    lines = _header_lines(data)
+    if lines[0][:4].upper() == "SIP/" or lines[0].split(" ", 1)[0] == "ACK":
+        return None
+    fields = _fields(lines[1:])
+    copied: list[tuple[str, str]] = []
+    for key in ("Via", "From", "To", "Call-ID", "CSeq"):
+        values = fields.get(key)
+        if not values or any(not _plain(value) for value in values):
+            return None
+        copied += [(key, value) for value in (values if key == "Via" else values[:1])]
+    cseq_method = fields["CSeq"][0].split()[-1:]
+    if cseq_method == ["ACK"]:
+        return None
+    status = error.status if 400 <= error.status <= 699 else 400
+    response = Response(status, _printable(f"{REASONS.get(status, REASONS[400])} ({error})"))
+    for key, value in copied:
+        response._append_line(key, f"{key}: {value}")
+    return response
+
+
+def _plain(value: str) -> bool:
+    return bool(value) and all(" " <= ch <= "~" or ch == "\t" for ch in value)
 
 
 def _build_error_response(data: bytes, error: ParseError, source: Peer | None) -> Response | None:

@@ -205,7 +205,13 @@ class TransportManager:
         if not source.reliable:
             # On UDP, received/rport; a Via naming another transport is ignored.
             via_peer = response_peer(response, source)
-            if via_peer is not None and via_peer.transport == "UDP":
+            # Only ever back to the source's address: an answer to bytes we could not
+            # use must not be reflected at a third party named in them.
+            if (
+                via_peer is not None
+                and via_peer.transport == "UDP"
+                and via_peer.host == source.host
+            ):
                 target = via_peer
         self.send(bytes(response), target)
         return True

@@ -84,21 +84,33 @@ class ServerProcess:
 
 
 def start_server(
-    tmp: Path, *, extra: str = "", domains: tuple[str, ...] = ("example.com",)
+    tmp: Path,
+    *,
+    extra: str = "",
+    domains: tuple[str, ...] = ("example.com",),
+    listen: list[str] | None = None,
+    tail: str = "",
 ) -> ServerProcess:
-    """Start `callscript serve` on 127.0.0.1 (UDP and TCP) with a fresh database."""
+    """Start `callscript serve` (UDP and TCP on 127.0.0.1 unless ``listen`` says) with a fresh database.
+
+    ``extra`` goes into the [server] section; ``tail`` after it (other sections).
+    """
     port = free_port()
+    listen = listen or [f"udp:127.0.0.1:{port}", f"tcp:127.0.0.1:{port}"]
+    port = int(listen[0].rsplit(":", 1)[1])
+    addresses = ", ".join(f'"{item}"' for item in listen)
     db = tmp / "callscript.db"
     config = tmp / "callscript.toml"
     quoted = ", ".join(f'"{d}"' for d in domains)
     config.write_text(
         f"""
 [server]
-listen = ["udp:127.0.0.1:{port}", "tcp:127.0.0.1:{port}"]
+listen = [{addresses}]
 domains = [{quoted}]
 database = "{db}"
 uvloop = false
 {extra}
+{tail}
 """
     )
     log = tmp / "server.log"

@@ -41,7 +41,7 @@ def peers(tmp_path: Path) -> Iterator[Peers]:
 def server(tmp_path: Path) -> Iterator[ServerProcess]:
     need("sipp")
     # sipp 3.6 answers only MD5 challenges and reads only the first one.
-    process = start_server(tmp_path, extra='ring_timeout = 2\n[auth]\nalgorithms = ["MD5"]')
+    process = start_server(tmp_path, extra="ring_timeout = 2", tail='[auth]\nalgorithms = ["MD5"]')
     yield process
     code = process.stop()
     assert code == 0, process.log_text()[-2000:]

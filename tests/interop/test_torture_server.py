@@ -46,7 +46,7 @@ def _reply_port(data: bytes) -> int:
         name, _, value = line.partition(b":")
         if name.strip().lower() in (b"via", b"v"):
             sent_by = value.split(b";")[0].split(b",")[0].split()[-1]
-            host, _, port = sent_by.rpartition(b":")
+            _host, _, port = sent_by.rpartition(b":")
             if port.isdigit() and not port.endswith(b"]"):
                 return int(port)
             return 5060

@@ -221,6 +221,7 @@ class SandboxPool:
     async def close(self) -> None:
         """Stop the workers; pending steps fail with kind ``crash``."""
         self._closed = True
+        jobs = list(self._running)
         for task in self._slots:
             task.cancel()
         for task in self._slots:
@@ -230,7 +231,6 @@ class SandboxPool:
         for process in list(self._processes):
             await process.stop(kill=False)
         self._processes.clear()
-        jobs = list(self._running)
         while not self._queue.empty():
             jobs.append(self._queue.get_nowait())
         for job in jobs:

@@ -39,7 +39,9 @@ def finished(result: StepResult) -> Finished:
 
 
 def call(pools: Pools, source: str, event: dict[str, Any] | None = None) -> CallRun:
-    return pools.checked.call(Script("example.com/alice.py", "example.com", source), event or make_event())
+    return pools.checked.call(
+        Script("example.com/alice.py", "example.com", source), event or make_event()
+    )
 
 
 README_EXAMPLE = """
@@ -96,7 +98,7 @@ log(len(str(event).splitlines()), str(event).splitlines()[0])
     result = finished(pools.step(handler(body)))
     assert logs(result) == [
         "INVITE sip:alice@example.com incoming sip:alice@example.com sip:alice@example.com",
-        "From \"Bob\" <sip:bob@example.org>;tag=1928301774 sip:bob@example.org Bob "
+        'From "Bob" <sip:bob@example.org>;tag=1928301774 sip:bob@example.org Bob '
         "{'tag': '1928301774'} sip bob example.org None",
         "{'branch': 'z9hG4bKabc'} None lunch? None None",
         "Bob sip:alice@example.com 314159 INVITE True False",
@@ -142,8 +144,12 @@ event.location = ['sip:alice@desk.example.com', URI('sip:alice@mobile.example.co
 log(event.location)
 """
     result = finished(pools.step(handler(body)))
-    assert logs(result) == ["[URI('sip:alice@desk.example.com'), URI('sip:alice@mobile.example.com')]"]
-    assert result.disposition == Proxy(("sip:alice@desk.example.com", "sip:alice@mobile.example.com"), 30, False)
+    assert logs(result) == [
+        "[URI('sip:alice@desk.example.com'), URI('sip:alice@mobile.example.com')]"
+    ]
+    assert result.disposition == Proxy(
+        ("sip:alice@desk.example.com", "sip:alice@mobile.example.com"), 30, False
+    )
 
 
 def test_returning_after_failed_attempts_relays_the_last_response(pools: Pools) -> None:
@@ -155,7 +161,9 @@ def test_returning_after_failed_attempts_relays_the_last_response(pools: Pools) 
     body = "event.action.proxy(location='sip:alice@desk.example.com')\nevent.location = 'sip:alice@mobile.example.com'"
     run = call(pools, handler(body))
     pools.run(run.start())
-    assert finished(pools.run(run.resume("noanswer"))).disposition == Proxy(("sip:alice@mobile.example.com",), 30)
+    assert finished(pools.run(run.resume("noanswer"))).disposition == Proxy(
+        ("sip:alice@mobile.example.com",), 30
+    )
 
 
 def test_no_handler_or_no_answer_means_default_routing(pools: Pools) -> None:
@@ -171,9 +179,13 @@ def test_proxy_default_targets(pools: Pools) -> None:
     source = "@basic.on('incoming')\n@basic.on('outgoing')\ndef h(event):\n    log(event.action.proxy())\n"
     pending = pools.step(source)
     assert isinstance(pending, Pending) and pending.proxy.targets == ("sip:alice@192.0.2.4:5060",)
-    outgoing = make_event(direction="outgoing", user="sip:bob@example.com", uri="sip:carol@other.example.net")
+    outgoing = make_event(
+        direction="outgoing", user="sip:bob@example.com", uri="sip:carol@other.example.net"
+    )
     pending = pools.step(source, event=outgoing)
-    assert isinstance(pending, Pending) and pending.proxy.targets == ("sip:carol@other.example.net",)
+    assert isinstance(pending, Pending) and pending.proxy.targets == (
+        "sip:carol@other.example.net",
+    )
     nobody = finished(pools.step(source, event=make_event(contacts=[])))
     assert logs(nobody) == ["failure"]
     assert nobody.disposition == Relay()
@@ -191,7 +203,10 @@ def test_a_second_final_answer_is_an_error_naming_the_first(pools: Pools) -> Non
         assert isinstance(result, StepFailed) and result.kind == "error"
         assert result.message == f"the call was already answered by {name}() at line 4"
         assert result.line == 5
-    run = call(pools, handler("event.action.proxy(location='sip:a@example.com')\nevent.action.reject(code=486)"))
+    run = call(
+        pools,
+        handler("event.action.proxy(location='sip:a@example.com')\nevent.action.reject(code=486)"),
+    )
     pools.run(run.start())
     after = pools.run(run.resume("success"))
     assert isinstance(after, StepFailed)
@@ -200,15 +215,27 @@ def test_a_second_final_answer_is_an_error_naming_the_first(pools: Pools) -> Non
 
 def test_final_actions(pools: Pools) -> None:
     """reject, redirect (302/301), accept (not for INVITE), voicemail and default."""
-    assert finished(pools.step(handler("event.action.reject()"))).disposition == Reject(603, None, seq=0, line=3)
-    moved = finished(pools.step(handler("event.action.redirect(location=['sip:a@example.org', 'sip:b@example.org'], permanent=True)")))
+    assert finished(pools.step(handler("event.action.reject()"))).disposition == Reject(
+        603, None, seq=0, line=3
+    )
+    moved = finished(
+        pools.step(
+            handler(
+                "event.action.redirect(location=['sip:a@example.org', 'sip:b@example.org'], permanent=True)"
+            )
+        )
+    )
     assert isinstance(moved.disposition, Redirect) and moved.disposition.status == 301
     assert moved.disposition.targets == ("sip:a@example.org", "sip:b@example.org")
     event = make_event(method="OPTIONS")
-    assert finished(pools.step(handler("event.action.accept()"), event=event)).disposition == Accept(seq=0, line=3)
+    assert finished(
+        pools.step(handler("event.action.accept()"), event=event)
+    ).disposition == Accept(seq=0, line=3)
     refused = pools.step(handler("event.action.accept()"))
     assert isinstance(refused, StepFailed) and "other than INVITE" in refused.message
-    assert finished(pools.step(handler("event.action.default()"))).disposition == Default(seq=0, line=3)
+    assert finished(pools.step(handler("event.action.default()"))).disposition == Default(
+        seq=0, line=3
+    )
 
 
 def test_proxy_arguments_are_checked(pools: Pools) -> None:
@@ -256,7 +283,10 @@ event.action.voicemail()
     assert [a.kind for a in first.actions] == ["log", "proxy"]
     assert [a.kind for a in second.actions] == ["log", "proxy"]
     assert [a.kind for a in third.actions] == ["voicemail"]
-    assert logs(first) + logs(second) == ["trying sip:erin@desk.example.com", "trying sip:erin@mobile.example.com"]
+    assert logs(first) + logs(second) == [
+        "trying sip:erin@desk.example.com",
+        "trying sip:erin@mobile.example.com",
+    ]
     assert run.outcomes == [{"result": "noanswer"}, {"result": "busy"}]
 
 
@@ -280,7 +310,7 @@ log({'a': [1, 2.5, None, True]}, (1,), {3}, Thing(), Thing, event['From'], 'tab\
     result = finished(pools.step(handler(body)))
     assert logs(result) == [
         "{'a': [1, 2.5, None, True]} (1,) {3} <Thing object> <class Thing> "
-        "\"Bob\" <sip:bob@example.org>;tag=1928301774 tab\\there\\nnew"
+        '"Bob" <sip:bob@example.org>;tag=1928301774 tab\\there\\nnew'
     ]
 
 
@@ -346,7 +376,10 @@ def test_handler_registration_rules(pools: Pools) -> None:
     """One handler per direction; events must be 'incoming' or 'outgoing'."""
     twice = "basic.addEventListener('incoming', lambda e: None)\nbasic.addEventListener('incoming', lambda e: None)\n"
     result = pools.step(twice)
-    assert isinstance(result, StepFailed) and result.message == "a handler for 'incoming' was already registered at line 1"
+    assert (
+        isinstance(result, StepFailed)
+        and result.message == "a handler for 'incoming' was already registered at line 1"
+    )
     bad = "kind = 'sideways'\nbasic.addEventListener(kind, lambda e: None)\n"
     result = pools.step(bad)
     assert isinstance(result, StepFailed) and "'incoming' or 'outgoing'" in result.message
@@ -370,11 +403,16 @@ def test_the_policy_can_narrow_the_api(pools: Pools) -> None:
 
     from .conftest import SERVED, TEST_POLICY
 
-    base = dataclasses.replace(TEST_POLICY.base, api=ApiRules(actions=("proxy", "reject"), names=("basic",)))
+    base = dataclasses.replace(
+        TEST_POLICY.base, api=ApiRules(actions=("proxy", "reject"), names=("basic",))
+    )
     pool = SandboxPool(Policy(workers=TEST_POLICY.workers, base=base), served_domains=SERVED)
     try:
         result = pools.step(handler("event.action.voicemail()"), pool=pool)
-        assert isinstance(result, StepFailed) and result.message == "voicemail() is not allowed by the sandbox policy"
+        assert (
+            isinstance(result, StepFailed)
+            and result.message == "voicemail() is not allowed by the sandbox policy"
+        )
         result = pools.step(handler("log('x')"), pool=pool)
         assert isinstance(result, StepFailed) and "'log' is not available" in result.message
     finally:

@@ -52,7 +52,8 @@ def solo(pools: Pools) -> Iterator[SandboxPool]:
         "while True:\n    pass",
         "x = 10 ** 10 ** 9",
         "def f():\n    return [f for f in range(10)] and f()\nwhile True:\n    pass",
-        "@basic.on('incoming')\ndef h(event):\n    while True:\n        try:\n            pass\n        finally:\n            continue",
+        "@basic.on('incoming')\ndef h(event):\n    while True:\n"
+        "        try:\n            pass\n        finally:\n            continue",
         "n = 0\nwhile True:\n    try:\n        n = n + 1\n    except Exception:\n        pass",
     ],
 )

@@ -86,9 +86,15 @@ fallback = "reject:503"
         ("[failure]\nfallback = 'voicemail:1'", "failure.fallback: must be"),
         ("[workers]\ncount = 0", "workers.count: must be between"),
         ('[domains."a.com".workers]\ncount = 2', "domains.a.com.workers: unknown key"),
-        ('[domains."a.com".limits]\ncpu_per_step = -1', "domains.a.com.limits.cpu_per_step: must be between"),
+        (
+            '[domains."a.com".limits]\ncpu_per_step = -1',
+            "domains.a.com.limits.cpu_per_step: must be between",
+        ),
         ("[limits", "not valid TOML"),
-        ('[domains."a.com".limits]\n[domains."A.com".targets]', "domains.A.com: the domain is given twice"),
+        (
+            '[domains."a.com".limits]\n[domains."A.com".targets]',
+            "domains.A.com: the domain is given twice",
+        ),
     ],
 )
 def test_wrong_values_are_refused_by_name(text: str, message: str) -> None:
@@ -114,7 +120,9 @@ def test_the_printed_policy_loads_back() -> None:
     assert policy_from_dict(policy.to_dict()) == policy
 
 
-def test_find_policy_prefers_the_option_then_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_find_policy_prefers_the_option_then_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--policy wins; else sandbox/policy.toml in the current directory; else the defaults."""
     monkeypatch.chdir(tmp_path)
     assert find_policy(None) == (Policy(), "built-in defaults")

@@ -70,7 +70,9 @@ def test_internal_hosts(host: str) -> None:
     assert is_internal_host(host)
 
 
-@pytest.mark.parametrize("host", ["8.8.8.8", "[2001:4860::8888]", "example.com", "[2002:808:808::]"])
+@pytest.mark.parametrize(
+    "host", ["8.8.8.8", "[2001:4860::8888]", "example.com", "[2002:808:808::]"]
+)
 def test_global_hosts(host: str) -> None:
     """Global addresses and names are not internal."""
     assert not is_internal_host(host)
@@ -140,7 +142,19 @@ def test_redirects_may_go_anywhere_public() -> None:
 
 @pytest.mark.parametrize(
     "reason",
-    ["a\r\nb", "a\nb", "a\rb", "a\tb", "a\x00", "a\x7f", "a\x85b", "a\u2028b", "a\u2029b", "x" * 129, "\ud800"],
+    [
+        "a\r\nb",
+        "a\nb",
+        "a\rb",
+        "a\tb",
+        "a\x00",
+        "a\x7f",
+        "a\x85b",
+        "a\u2028b",
+        "a\u2029b",
+        "x" * 129,
+        "\ud800",
+    ],
 )
 def test_refused_reasons(reason: str) -> None:
     """Reasons with CR/LF, controls, line separators, lone surrogates or too long are refused."""

@@ -180,12 +180,14 @@ def sipp(
     transport: str = "u1",
     extra: list[str] | None = None,
     name: str | None = None,
+    domain: str = "example.com",
 ) -> Sipp:
     """Start sipp with ``scenario`` (a file in tests/interop/scenarios or a path)."""
     binary = need("sipp")
     path = Path(scenario) if Path(scenario).is_absolute() else SCENARIOS / scenario
     name = name or f"{Path(path).stem}_{local_port}"
-    (workdir / "domain.csv").write_text("SEQUENTIAL\nexample.com;\n")
+    domains = workdir / f"domain_{name}.csv"
+    domains.write_text(f"SEQUENTIAL\n{domain};\n")
     args = [
         binary,
         "-sf", str(path),
@@ -193,7 +195,7 @@ def sipp(
         "-p", str(local_port),
         "-m", str(calls),
         "-t", transport,
-        "-inf", str(workdir / "domain.csv"),
+        "-inf", str(domains),
         "-nostdin",
         "-trace_err", "-error_file", str(workdir / f"{name}_errors.log"),
         "-timeout", "60",

@@ -232,11 +232,8 @@ class Guards:
         chosen["getattr"] = self.getattr
         chosen["hasattr"] = self.hasattr
         chosen["repr"] = self.repr
-        chosen = {
-            name: chosen[name]
-            for name in chosen
-            if name in set(allowed) | {"None", "True", "False"}
-        }
+        wanted = {*allowed, "None", "True", "False"}
+        chosen = {name: value for name, value in chosen.items() if name in wanted}
         chosen.update(
             {
                 "__build_class__": builtins.__build_class__,

@@ -187,8 +187,12 @@ SECTIONS = types.MappingProxyType(
     }
 )
 
-Section = (
-    ScriptRules | ApiRules | Limits | TargetRules | FailureRules | QuarantineRules | WorkerRules
+# Each section's field types, resolved once (workers rebuild the rules of every step).
+_HINTS: Mapping[type, Mapping[str, object]] = types.MappingProxyType(
+    {
+        cls: types.MappingProxyType(typing.get_type_hints(cls))
+        for cls in (*SECTIONS.values(), WorkerRules)
+    }
 )
 
 
@@ -300,7 +304,7 @@ _S = typing.TypeVar("_S")
 
 def _build(cls: type[_S], table: Mapping[str, object], base: _S, where: str, key: str) -> _S:
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = typing.get_type_hints(cls)
+    hints = _HINTS[cls]
     _no_unknown(table, set(fields), where, key + ".")
     changes: dict[str, object] = {}
     for name, value in table.items():

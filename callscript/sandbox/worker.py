@@ -42,6 +42,7 @@ from callscript.sandbox.protocol import decode, encode
 from callscript.sandbox.runner import run_step
 
 CPU_REPEAT = 0.05
+RULES_CACHE = 8
 CPU_BACKSTOP = 5
 # Frames of the worker's own code under a script's first frame.
 OWN_FRAMES = 40
@@ -62,6 +63,7 @@ class Worker:
         self.state: StepState | None = None
         self.hidden = _host_paths()
         self.base_recursion = sys.getrecursionlimit()
+        self.known_rules: list[tuple[dict[str, Any], DomainPolicy]] = []
         signal.signal(signal.SIGPROF, self.on_cpu_timer)
 
     def on_cpu_timer(self, signum: int, frame: object) -> None:
@@ -74,7 +76,7 @@ class Worker:
         """Run one step request; returns the reply."""
         script = request["script"]
         key = (script["name"], script["digest"])
-        rules = domain_policy_from_dict(request["rules"])
+        rules = self.rules(request["rules"])
         code: types.CodeType | dict[str, Any] | None = self.cache.get(key)
         if code is None and script.get("source") is None:
             return {"id": request["id"], "status": "need_source"}
@@ -122,6 +124,15 @@ class Worker:
         reply["id"] = request["id"]
         reply["cpu"] = round(time.process_time() - started, 6)
         return reply
+
+    def rules(self, data: dict[str, Any]) -> DomainPolicy:
+        """The step's rules, parsed once per distinct value (a pool sends a few, often)."""
+        for known, rules in self.known_rules:
+            if known == data:
+                return rules
+        rules = domain_policy_from_dict(data)
+        self.known_rules = [(data, rules), *self.known_rules[: RULES_CACHE - 1]]
+        return rules
 
     def compile(
         self, source: str, name: str, rules: DomainPolicy, key: tuple[str, str]

@@ -46,6 +46,7 @@ from callscript.sandbox.protocol import (
     ProtocolViolation,
     StepFailed,
     StepResult,
+    check_event,
     check_outcome,
     decode,
     encode,
@@ -85,40 +86,45 @@ class PoolStats:
 
 
 class Quarantine:
-    """Violations per script in a sliding window; time is passed in."""
+    """Violations per script version in a sliding window; time is passed in.
+
+    A script version is ``(name, digest)``: installing a fixed version of a
+    quarantined script lets it run at once.
+    """
 
     def __init__(self) -> None:
-        self._recent: dict[str, collections.deque[float]] = {}
-        self._until: dict[str, float] = {}
+        self._recent: dict[tuple[str, str], collections.deque[float]] = {}
+        self._until: dict[tuple[str, str], float] = {}
 
-    def active(self, name: str, *, now: float) -> bool:
-        """Whether ``name`` is in quarantine at ``now``."""
-        until = self._until.get(name)
+    def active(self, version: tuple[str, str], *, now: float) -> bool:
+        """Whether ``version`` is in quarantine at ``now``."""
+        until = self._until.get(version)
         if until is None:
             return False
         if now < until:
             return True
-        del self._until[name]
+        del self._until[version]
         return False
 
-    def record(self, name: str, rules: DomainPolicy, *, now: float) -> bool:
+    def record(self, version: tuple[str, str], rules: DomainPolicy, *, now: float) -> bool:
         """Count one violation; True when it starts a quarantine."""
         q = rules.quarantine
-        recent = self._recent.setdefault(name, collections.deque())
+        recent = self._recent.setdefault(version, collections.deque())
         recent.append(now)
         while recent and recent[0] <= now - q.window:
             recent.popleft()
         if len(recent) < q.violations:
             return False
-        recent.clear()
+        del self._recent[version]
         if q.duration > 0:
-            self._until[name] = now + q.duration
+            self._until[version] = now + q.duration
         return q.duration > 0
 
     def release(self, name: str) -> None:
-        """End a quarantine (a new version of the script was installed)."""
-        self._until.pop(name, None)
-        self._recent.pop(name, None)
+        """End the quarantine of every version of the script ``name`` (an admin's call)."""
+        for table in (self._until, self._recent):
+            for version in [v for v in table if v[0] == name]:
+                del table[version]
 
 
 class _Process:
@@ -259,9 +265,14 @@ class SandboxPool:
 
         Args:
             spent: wall time this event's earlier steps used (seconds).
+
+        Raises:
+            ValueError: ``event`` is not event data of the documented shape.
+            RuntimeError: the pool is closed.
         """
         if self._closed:
             raise RuntimeError("the sandbox pool is closed")
+        check_event(event)
         await self.start()
         rules = self.policy.for_domain(script.domain)
         loop = asyncio.get_running_loop()
@@ -273,7 +284,7 @@ class SandboxPool:
             rules.limits.wall_per_event - spent,
             loop.create_future(),
         )
-        if self.quarantine.active(script.name, now=loop.time()):
+        if self.quarantine.active((script.name, script.digest), now=loop.time()):
             return self._failed(
                 job, "quarantined", "the script is in quarantine after repeated failures"
             )
@@ -426,7 +437,8 @@ class SandboxPool:
             failures[result.kind] = failures.get(result.kind, 0) + 1
             if result.kind in VIOLATION_KINDS:
                 now = asyncio.get_running_loop().time()
-                if self.quarantine.record(job.script.name, job.rules, now=now):
+                version = (job.script.name, job.script.digest)
+                if self.quarantine.record(version, job.rules, now=now):
                     self.stats.quarantined += 1
         if not job.done.done():
             job.done.set_result(result)

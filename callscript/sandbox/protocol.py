@@ -50,8 +50,10 @@ from callscript.sandbox.targets import (
     is_clean_log_text,
 )
 from callscript.sip.abnf import split_list
+from callscript.sip.errors import ParseError
 from callscript.sip.headers import LIST_HEADERS, header_key
 from callscript.sip.message import Request
+from callscript.sip.uri import parse_uri
 
 MAX_LINE = 4 << 20
 MAX_FAILURE_MESSAGE = 300
@@ -403,6 +405,36 @@ def check_outcome(result: str, targets: Iterable[str] = ()) -> dict[str, Any]:
     if result == "redirection":
         return {"result": result, "targets": [str(t) for t in targets]}
     return {"result": result}
+
+
+_EVENT_FIELDS = {
+    "direction": str, "method": str, "uri": str, "user": str, "contacts": list, "time": str,
+    "headers": list, "body": str,
+}  # fmt: skip
+
+
+def check_event(data: Mapping[str, Any]) -> None:
+    """Check that ``data`` has the documented event shape (the engine's side of the contract).
+
+    Raises:
+        ValueError: what is missing or wrong.
+    """
+    if set(data) != set(_EVENT_FIELDS):
+        raise ValueError(f"event data needs exactly the keys {sorted(_EVENT_FIELDS)}")
+    for key, kind in _EVENT_FIELDS.items():
+        if type(data[key]) is not kind:
+            raise ValueError(f"event data: {key} must be a {kind.__name__}")
+    if data["direction"] not in ("incoming", "outgoing"):
+        raise ValueError("event data: direction must be 'incoming' or 'outgoing'")
+    try:
+        for uri in (data["uri"], data["user"], *data["contacts"]):
+            parse_uri(uri)
+        datetime.datetime.fromisoformat(data["time"])
+    except (ParseError, TypeError, ValueError) as exc:
+        raise ValueError(f"event data: {exc}") from None
+    for pair in data["headers"]:
+        if type(pair) is not list or len(pair) != 2 or any(type(v) is not str for v in pair):
+            raise ValueError("event data: headers must be [name, value] pairs of strings")
 
 
 def event_data(

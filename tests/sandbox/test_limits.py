@@ -293,7 +293,8 @@ def test_a_worker_that_breaks_protocol_is_killed(pools: Pools, reply: str) -> No
 
 def test_repeated_violations_put_a_script_in_quarantine(pools: Pools) -> None:
     """Timeouts within the window quarantine the script: its next steps fail at once
-    with kind 'quarantined' and the policy's fallback; other scripts still run."""
+    with kind 'quarantined' and the policy's fallback; other scripts, and a new version
+    of the same script, still run."""
     rules = dataclasses.replace(
         TEST_POLICY.base,
         quarantine=QuarantineRules(violations=2, window=3600, duration=3600),
@@ -307,14 +308,15 @@ def test_repeated_violations_put_a_script_in_quarantine(pools: Pools) -> None:
         failed(pools.step(bomb, pool=pool, name="example.com/mallory.py"), "timeout")
         steps = pool.stats.steps
         quarantined = failed(
-            pools.step(BENIGN, pool=pool, name="example.com/mallory.py"), "quarantined"
+            pools.step(bomb, pool=pool, name="example.com/mallory.py"), "quarantined"
         )
         assert quarantined.fallback.kind == "reject" and quarantined.fallback.code == 500  # type: ignore[union-attr]
         assert pool.stats.steps == steps
         assert pool.stats.quarantined == 1
         healthy(pools, pool)
-        pool.quarantine.release("example.com/mallory.py")
         assert isinstance(pools.step(BENIGN, pool=pool, name="example.com/mallory.py"), Finished)
+        pool.quarantine.release("example.com/mallory.py")
+        failed(pools.step(bomb, pool=pool, name="example.com/mallory.py"), "timeout")
     finally:
         pools.run(pool.close())
 

@@ -20,6 +20,7 @@ from callscript.sandbox.protocol import (
     StepFailed,
     Voicemail,
     action_dict,
+    check_event,
     check_outcome,
     decode,
     encode,
@@ -271,3 +272,23 @@ def test_event_data_from_a_request_leaves_hidden_headers_out() -> None:
         "Content-Length",
     ]
     assert "secret" not in str(data)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"direction": "sideways"},
+        {"time": "yesterday"},
+        {"uri": "not a uri"},
+        {"contacts": ["sip:ok@example.com", 5]},
+        {"headers": [["From"]]},
+        {"headers": [("From", "x")]},
+        {"method": None},
+        {"extra": 1},
+    ],
+)
+def test_malformed_event_data_is_refused(change: dict[str, Any]) -> None:
+    """check_event (run by the pool before queueing) names what is wrong with event data."""
+    check_event(make_event())
+    with pytest.raises(ValueError, match="event data"):
+        check_event({**make_event(), **change})

@@ -185,7 +185,9 @@ class Guards:
         if kind is types.GeneratorType:
             return name in _GENERATOR_NAMES
         if kind is types.ModuleType:
-            return self.modules.get(getattr(obj, "__name__", "")) is obj
+            # An allowed module's own names, but not the modules it imported (re.functools).
+            allowed = self.modules.get(getattr(obj, "__name__", "")) is obj
+            return allowed and type(getattr(obj, name, None)) is not types.ModuleType
         return isinstance(obj, _RE_TYPES) and bool(self.modules)
 
     def hasattr(self, obj: object, name: object) -> bool:

@@ -417,3 +417,28 @@ def test_the_policy_can_narrow_the_api(pools: Pools) -> None:
         assert isinstance(result, StepFailed) and "'log' is not available" in result.message
     finally:
         pools.run(pool.close())
+
+
+def test_modules_the_policy_allows(pools: Pools) -> None:
+    """With math and re allowed, their own names work; what they imported does not."""
+    import dataclasses
+
+    from callscript.sandbox.policy import Policy
+    from callscript.sandbox.pool import SandboxPool
+
+    from .conftest import SERVED, TEST_POLICY
+
+    script = dataclasses.replace(TEST_POLICY.base.script, modules=("math", "re"))
+    base = dataclasses.replace(TEST_POLICY.base, script=script)
+    pool = SandboxPool(Policy(workers=TEST_POLICY.workers, base=base), served_domains=SERVED)
+    try:
+        body = "import math\nimport re\nfrom math import sqrt\nm = re.match('(a+)b', 'aab')\n"
+        body += (
+            "log(math.sqrt(16), sqrt(9), re.compile('a+').findall('aa-a'), m.group(1), m.span())"
+        )
+        assert logs(pools.step(handler(body), pool=pool)) == ["4.0 3.0 ['aa', 'a'] aa (0, 3)"]
+        for attack in ["import re\nre.functools", "import re\nre.copyreg", "import os"]:
+            result = pools.step(handler(attack), pool=pool)
+            assert isinstance(result, StepFailed), attack
+    finally:
+        pools.run(pool.close())

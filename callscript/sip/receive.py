@@ -222,9 +222,11 @@ def build_error_response(
 ) -> Response | None:
     """The response :func:`error_response` serializes, or ``None``. Never raises."""
     try:
-        return _build_error_response(data, error, source)
+        response = _build_error_response(data, error, source)
     except (SipError, ValueError):
-        pass
+        response = None
+    if response is not None:
+        return response
     try:
         return _build_raw_error_response(data, error)
     except (SipError, ValueError):

@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 from callscript.errors import ConfigError
-from callscript.sandbox.api import RESULTS
+from callscript.sandbox.actions import RESULTS
 from callscript.sandbox.policy import find_policy
 from callscript.sandbox.simulate import Outcome, Simulation, run_simulation
 

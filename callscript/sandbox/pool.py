@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import dataclasses
 import os
 import secrets
 import signal
@@ -36,23 +35,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import callscript
+from callscript.sandbox.actions import StepFailed, StepResult, fallback_action
 from callscript.sandbox.compiler import source_digest
 from callscript.sandbox.policy import DomainPolicy, Policy
 from callscript.sandbox.protocol import (
     MAX_LINE,
-    Action,
-    Finished,
-    Pending,
     ProtocolViolation,
-    StepFailed,
-    StepResult,
     check_event,
-    check_outcome,
     decode,
     encode,
-    fallback_action,
     parse_reply,
 )
+from callscript.sandbox.quarantine import Quarantine
+from callscript.sandbox.replay import CallRun
 
 START_TIMEOUT = 30.0
 CLOSE_TIMEOUT = 2.0
@@ -83,48 +78,6 @@ class PoolStats:
     restarts: int = 0
     failures: dict[str, int] = field(default_factory=dict)
     quarantined: int = 0
-
-
-class Quarantine:
-    """Violations per script version in a sliding window; time is passed in.
-
-    A script version is ``(name, digest)``: installing a fixed version of a
-    quarantined script lets it run at once.
-    """
-
-    def __init__(self) -> None:
-        self._recent: dict[tuple[str, str], collections.deque[float]] = {}
-        self._until: dict[tuple[str, str], float] = {}
-
-    def active(self, version: tuple[str, str], *, now: float) -> bool:
-        """Whether ``version`` is in quarantine at ``now``."""
-        until = self._until.get(version)
-        if until is None:
-            return False
-        if now < until:
-            return True
-        del self._until[version]
-        return False
-
-    def record(self, version: tuple[str, str], rules: DomainPolicy, *, now: float) -> bool:
-        """Count one violation; True when it starts a quarantine."""
-        q = rules.quarantine
-        recent = self._recent.setdefault(version, collections.deque())
-        recent.append(now)
-        while recent and recent[0] <= now - q.window:
-            recent.popleft()
-        if len(recent) < q.violations:
-            return False
-        del self._recent[version]
-        if q.duration > 0:
-            self._until[version] = now + q.duration
-        return q.duration > 0
-
-    def release(self, name: str) -> None:
-        """End the quarantine of every version of the script ``name`` (an admin's call)."""
-        for table in (self._until, self._recent):
-            for version in [v for v in table if v[0] == name]:
-                del table[version]
 
 
 class _Process:
@@ -451,43 +404,3 @@ def _describe_status(status: int | None) -> str:
         except ValueError:
             return f"signal {-status}"
     return f"exit status {status}"
-
-
-class CallRun:
-    """The replay state of one call: outcomes so far, wall time spent, actions seen.
-
-    ``start()`` runs the handler; after a :class:`Pending`, carry out its proxy
-    request and call ``resume(result, targets)``. Each returned result carries
-    only the actions not returned before.
-    """
-
-    def __init__(self, pool: SandboxPool, script: Script, event: Mapping[str, Any]) -> None:
-        self.pool = pool
-        self.script = script
-        self.event = event
-        self.outcomes: list[dict[str, Any]] = []
-        self.spent = 0.0
-        self.seen: tuple[Action, ...] = ()
-
-    async def start(self) -> StepResult:
-        """The first step."""
-        return await self._step()
-
-    async def resume(self, result: str, targets: Sequence[str] = ()) -> StepResult:
-        """The next step, once the pending proxy() has ``result`` (and, for
-        'redirection', the Contact ``targets`` of the 3xx)."""
-        self.outcomes.append(check_outcome(result, targets))
-        return await self._step()
-
-    async def _step(self) -> StepResult:
-        result = await self.pool.run_step(self.script, self.event, self.outcomes, spent=self.spent)
-        self.spent += result.elapsed
-        seen = len(self.seen)
-        if isinstance(result, Pending | Finished) and result.actions[:seen] != self.seen:
-            message = "the script did not take the same path when replayed"
-            rules = self.pool.policy.for_domain(self.script.domain)
-            return StepFailed("error", None, message, fallback_action(rules), (), result.elapsed)
-        new = result.actions[seen:]
-        if len(result.actions) > seen:
-            self.seen = result.actions
-        return dataclasses.replace(result, actions=new)

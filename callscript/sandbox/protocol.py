@@ -37,10 +37,28 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
-from callscript.sandbox.api import RESULTS
+from callscript.sandbox.actions import (
+    RESULTS,
+    Accept,
+    Action,
+    Default,
+    Disposition,
+    Finished,
+    Log,
+    Pending,
+    Proxied,
+    Proxy,
+    Redirect,
+    Reject,
+    Relay,
+    StepFailed,
+    StepResult,
+    Voicemail,
+    action_dict,
+    fallback_action,
+)
 from callscript.sandbox.policy import DomainPolicy
 from callscript.sandbox.targets import (
     Refused,
@@ -57,147 +75,10 @@ from callscript.sip.uri import parse_uri
 
 MAX_LINE = 4 << 20
 MAX_FAILURE_MESSAGE = 300
-FAILURE_KINDS = ("error", "timeout", "memory", "crash", "quarantined")
 
 
 class ProtocolViolation(Exception):
     """A worker sent something it must not; the worker is not trusted any more."""
-
-
-@dataclass(frozen=True, slots=True)
-class Proxy:
-    """Ring ``targets`` (in parallel, or one after another when ``sequential``)."""
-
-    targets: tuple[str, ...]
-    timeout: float
-    sequential: bool = False
-    seq: int | None = None
-    line: int | None = None
-    kind = "proxy"
-
-
-@dataclass(frozen=True, slots=True)
-class Redirect:
-    """Answer 302 (301 when ``permanent``) with ``targets`` as Contacts."""
-
-    targets: tuple[str, ...]
-    permanent: bool = False
-    seq: int | None = None
-    line: int | None = None
-    kind = "redirect"
-
-    @property
-    def status(self) -> int:
-        """301 or 302."""
-        return 301 if self.permanent else 302
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """Answer ``code`` (400-699) with ``reason`` (None: the code's usual phrase)."""
-
-    code: int
-    reason: str | None = None
-    seq: int | None = None
-    line: int | None = None
-    kind = "reject"
-
-
-@dataclass(frozen=True, slots=True)
-class Accept:
-    """Answer 200 OK (requests other than INVITE)."""
-
-    seq: int | None = None
-    line: int | None = None
-    kind = "accept"
-
-
-@dataclass(frozen=True, slots=True)
-class Voicemail:
-    """Send the call to the owner's voicemail."""
-
-    seq: int | None = None
-    line: int | None = None
-    kind = "voicemail"
-
-
-@dataclass(frozen=True, slots=True)
-class Default:
-    """Route the call as if there were no script."""
-
-    seq: int | None = None
-    line: int | None = None
-    kind = "default"
-
-
-@dataclass(frozen=True, slots=True)
-class Log:
-    """A line for the owner's log."""
-
-    text: str
-    seq: int | None = None
-    line: int | None = None
-    kind = "log"
-
-
-@dataclass(frozen=True, slots=True)
-class Proxied:
-    """Disposition: a proxy() was answered ('success'); nothing more to do."""
-
-    kind = "proxied"
-
-
-@dataclass(frozen=True, slots=True)
-class Relay:
-    """Disposition: the handler returned after failed proxy attempts; send the caller
-    the best response of the last one (480 when no target was tried)."""
-
-    kind = "relay"
-
-
-Action = Proxy | Redirect | Reject | Accept | Voicemail | Default | Log
-Disposition = Proxy | Redirect | Reject | Accept | Voicemail | Default | Proxied | Relay
-
-
-def action_dict(value: Action | Disposition) -> dict[str, Any]:
-    """An action or disposition as JSON-able values (``{"kind": "reject", ...}``)."""
-    out: dict[str, Any] = {"kind": value.kind}
-    out.update({k: list(v) if isinstance(v, tuple) else v for k, v in asdict(value).items()})
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """The handler waits in proxy(): carry out ``proxy``, then resume with its outcome."""
-
-    actions: tuple[Action, ...]
-    proxy: Proxy
-    elapsed: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    """The handler returned; the call gets ``disposition``."""
-
-    actions: tuple[Action, ...]
-    disposition: Disposition
-    elapsed: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class StepFailed:
-    """The step failed (kind: error, timeout, memory, crash, quarantined); the call gets
-    ``fallback`` from the policy."""
-
-    kind: str
-    line: int | None
-    message: str
-    fallback: Disposition
-    actions: tuple[Action, ...] = ()
-    elapsed: float = 0.0
-
-
-StepResult = Pending | Finished | StepFailed
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
@@ -223,14 +104,6 @@ def decode(line: bytes) -> dict[str, Any]:
     if type(value) is not dict:
         raise ProtocolViolation("reply is not a JSON object")
     return value
-
-
-def fallback_action(rules: DomainPolicy) -> Disposition:
-    """The policy's fallback as a disposition."""
-    value = rules.failure.action
-    if value["kind"] == "reject":
-        return Reject(int(value["code"]))  # type: ignore[call-overload]
-    return Voicemail() if value["kind"] == "voicemail" else Default()
 
 
 def target_context(event: Mapping[str, Any], served_domains: Sequence[str]) -> TargetContext:

@@ -30,7 +30,8 @@ import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from callscript.sandbox.api import PUBLIC_API, ApiError, Basic, Call, Event, EventWriter, Log
+from callscript.sandbox.api import PUBLIC_API, Basic, Event, EventWriter, Log
+from callscript.sandbox.call import ApiError, Call
 from callscript.sandbox.guards import CpuExceeded, Guards, SandboxStop, StepState, Suspend, scrub
 from callscript.sandbox.policy import DomainPolicy
 from callscript.sandbox.targets import clean_log_text

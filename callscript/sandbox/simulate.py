@@ -20,11 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from callscript.sandbox.api import RESULTS
-from callscript.sandbox.compiler import Problem, check_script
-from callscript.sandbox.policy import Policy
-from callscript.sandbox.pool import SandboxPool, Script
-from callscript.sandbox.protocol import (
+from callscript.sandbox.actions import (
+    RESULTS,
     Finished,
     Log,
     Pending,
@@ -33,6 +30,9 @@ from callscript.sandbox.protocol import (
     StepResult,
     action_dict,
 )
+from callscript.sandbox.compiler import Problem, check_script
+from callscript.sandbox.policy import Policy
+from callscript.sandbox.pool import SandboxPool, Script
 from callscript.sip.errors import ParseError
 from callscript.sip.uri import parse_uri
 

@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 import pytest
 
+from callscript.sandbox.actions import StepResult
 from callscript.sandbox.policy import Limits, Policy, QuarantineRules, WorkerRules
 from callscript.sandbox.pool import SandboxPool, Script
-from callscript.sandbox.protocol import StepResult
 
 T = TypeVar("T")
 HERE = Path(__file__).resolve().parent

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from callscript.sandbox.pool import CallRun, Script
-from callscript.sandbox.protocol import (
+from callscript.sandbox.actions import (
     Accept,
     Default,
     Finished,
@@ -20,6 +19,8 @@ from callscript.sandbox.protocol import (
     StepResult,
     Voicemail,
 )
+from callscript.sandbox.pool import Script
+from callscript.sandbox.replay import CallRun
 
 from .conftest import Pools, make_event
 

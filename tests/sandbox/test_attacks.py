@@ -10,8 +10,8 @@ import re
 
 import pytest
 
+from callscript.sandbox.actions import Finished, Log, Pending, StepFailed, StepResult
 from callscript.sandbox.pool import SandboxPool
-from callscript.sandbox.protocol import Finished, Log, Pending, StepFailed, StepResult
 
 from .conftest import Pools, make_event
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from callscript.sandbox.actions import Finished, StepFailed, StepResult
 from callscript.sandbox.policy import Policy, QuarantineRules, WorkerRules
 from callscript.sandbox.pool import SandboxPool, Script
-from callscript.sandbox.protocol import Finished, StepFailed, StepResult
 
 from .conftest import SERVED, TEST_POLICY, Pools, make_event
 

@@ -7,9 +7,10 @@ import dataclasses
 
 import pytest
 
+from callscript.sandbox.actions import Finished, Log, Pending, StepFailed
 from callscript.sandbox.policy import DomainPolicy, QuarantineRules, WorkerRules
-from callscript.sandbox.pool import Quarantine, SandboxPool, Script
-from callscript.sandbox.protocol import Finished, Log, Pending, StepFailed
+from callscript.sandbox.pool import SandboxPool, Script
+from callscript.sandbox.quarantine import Quarantine
 
 from .conftest import SERVED, TEST_POLICY, Pools, make_event
 

@@ -7,19 +7,21 @@ from typing import Any
 
 import pytest
 
-from callscript.sandbox.policy import DomainPolicy
-from callscript.sandbox.protocol import (
+from callscript.sandbox.actions import (
     Default,
     Finished,
     Log,
     Pending,
-    ProtocolViolation,
     Proxied,
     Proxy,
     Reject,
     StepFailed,
     Voicemail,
     action_dict,
+)
+from callscript.sandbox.policy import DomainPolicy
+from callscript.sandbox.protocol import (
+    ProtocolViolation,
     check_event,
     check_outcome,
     decode,

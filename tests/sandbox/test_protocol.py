@@ -41,7 +41,7 @@ def parse(reply: dict[str, Any], event: dict[str, Any] = EVENT) -> Any:
     return parse_reply(reply, RULES, event, SERVED)
 
 
-PROXY = {
+PROXY: dict[str, Any] = {
     "kind": "proxy",
     "targets": ["sip:alice@desk.example.com"],
     "timeout": 15,
@@ -49,7 +49,7 @@ PROXY = {
     "seq": 1,
     "line": 4,
 }
-LOG = {"kind": "log", "text": "hello", "seq": 0, "line": 2}
+LOG: dict[str, Any] = {"kind": "log", "text": "hello", "seq": 0, "line": 2}
 
 
 def test_good_replies_become_typed_results() -> None:
@@ -81,118 +81,118 @@ def test_good_replies_become_typed_results() -> None:
     assert isinstance(failed, StepFailed) and failed.fallback == Default()
 
 
-@pytest.mark.parametrize(
-    "reply",
-    [
-        {"status": "pending", "actions": [LOG], "proxy": LOG},
-        {"status": "pending", "actions": [PROXY], "proxy": PROXY},
-        {
-            "status": "pending",
-            "actions": [LOG, {**PROXY, "targets": []}],
-            "proxy": {**PROXY, "targets": []},
+BAD_REPLIES: list[dict[str, Any]] = [
+    {"status": "pending", "actions": [LOG], "proxy": LOG},
+    {"status": "pending", "actions": [PROXY], "proxy": PROXY},
+    {
+        "status": "pending",
+        "actions": [LOG, {**PROXY, "targets": []}],
+        "proxy": {**PROXY, "targets": []},
+    },
+    {
+        "status": "finished",
+        "actions": [{**LOG, "text": "a\r\nb"}],
+        "disposition": {"kind": "default"},
+    },
+    {
+        "status": "finished",
+        "actions": [{**LOG, "text": "x" * 501}],
+        "disposition": {"kind": "default"},
+    },
+    {
+        "status": "finished",
+        "actions": [{**LOG, "extra": 1}],
+        "disposition": {"kind": "default"},
+    },
+    {
+        "status": "finished",
+        "actions": [{**LOG, "line": "2"}],
+        "disposition": {"kind": "default"},
+    },
+    {
+        "status": "finished",
+        "actions": [{**LOG, "line": True}],
+        "disposition": {"kind": "default"},
+    },
+    {
+        "status": "finished",
+        "actions": [],
+        "disposition": {"kind": "reject", "code": 486.0, "reason": None},
+    },
+    {
+        "status": "finished",
+        "actions": [],
+        "disposition": {"kind": "reject", "code": 999, "reason": None},
+    },
+    {
+        "status": "finished",
+        "actions": [],
+        "disposition": {"kind": "reject", "code": 486, "reason": "a\nb"},
+    },
+    {
+        "status": "finished",
+        "actions": [],
+        "disposition": {"kind": "reject", "code": 486, "reason": None},
+    },
+    {"status": "finished", "actions": [], "disposition": {"kind": "accept"}},
+    {
+        "status": "finished",
+        "actions": [],
+        "disposition": {"kind": "redirect", "targets": ["sip:a@10.0.0.1"], "permanent": False},
+    },
+    {
+        "status": "finished",
+        "actions": [],
+        "disposition": {
+            "kind": "proxy",
+            "targets": ["sip:a@evil.org"],
+            "timeout": 10,
+            "sequential": False,
         },
-        {
-            "status": "finished",
-            "actions": [{**LOG, "text": "a\r\nb"}],
-            "disposition": {"kind": "default"},
+    },
+    {
+        "status": "finished",
+        "actions": [],
+        "disposition": {
+            "kind": "proxy",
+            "targets": ["sip:a@example.com"],
+            "timeout": 1000,
+            "sequential": False,
         },
-        {
-            "status": "finished",
-            "actions": [{**LOG, "text": "x" * 501}],
-            "disposition": {"kind": "default"},
+    },
+    {
+        "status": "finished",
+        "actions": [],
+        "disposition": {
+            "kind": "proxy",
+            "targets": ["sip:a@example.com"] * 9,
+            "timeout": 10,
+            "sequential": False,
         },
-        {
-            "status": "finished",
-            "actions": [{**LOG, "extra": 1}],
-            "disposition": {"kind": "default"},
-        },
-        {
-            "status": "finished",
-            "actions": [{**LOG, "line": "2"}],
-            "disposition": {"kind": "default"},
-        },
-        {
-            "status": "finished",
-            "actions": [{**LOG, "line": True}],
-            "disposition": {"kind": "default"},
-        },
-        {
-            "status": "finished",
-            "actions": [],
-            "disposition": {"kind": "reject", "code": 486.0, "reason": None},
-        },
-        {
-            "status": "finished",
-            "actions": [],
-            "disposition": {"kind": "reject", "code": 999, "reason": None},
-        },
-        {
-            "status": "finished",
-            "actions": [],
-            "disposition": {"kind": "reject", "code": 486, "reason": "a\nb"},
-        },
-        {
-            "status": "finished",
-            "actions": [],
-            "disposition": {"kind": "reject", "code": 486, "reason": None},
-        },
-        {"status": "finished", "actions": [], "disposition": {"kind": "accept"}},
-        {
-            "status": "finished",
-            "actions": [],
-            "disposition": {"kind": "redirect", "targets": ["sip:a@10.0.0.1"], "permanent": False},
-        },
-        {
-            "status": "finished",
-            "actions": [],
-            "disposition": {
-                "kind": "proxy",
-                "targets": ["sip:a@evil.org"],
-                "timeout": 10,
-                "sequential": False,
-            },
-        },
-        {
-            "status": "finished",
-            "actions": [],
-            "disposition": {
-                "kind": "proxy",
-                "targets": ["sip:a@example.com"],
-                "timeout": 1000,
-                "sequential": False,
-            },
-        },
-        {
-            "status": "finished",
-            "actions": [],
-            "disposition": {
-                "kind": "proxy",
-                "targets": ["sip:a@example.com"] * 9,
-                "timeout": 10,
-                "sequential": False,
-            },
-        },
-        {"status": "finished", "actions": [], "disposition": {"kind": "log", "text": "x"}},
-        {
-            "status": "finished",
-            "actions": [{**PROXY, "seq": i, "targets": []} for i in range(6)],
-            "disposition": {"kind": "relay"},
-        },
-        {"status": "finished", "actions": [{**LOG, "seq": 1}], "disposition": {"kind": "default"}},
-        {"status": "finished", "actions": "nope", "disposition": {"kind": "default"}},
-        {
-            "status": "failed",
-            "actions": [],
-            "failure": {"kind": "quarantined", "line": None, "message": "x"},
-        },
-        {
-            "status": "failed",
-            "actions": [],
-            "failure": {"kind": "error", "line": None, "message": "a\nb"},
-        },
-        {"status": "weird", "actions": []},
-    ],
-)
+    },
+    {"status": "finished", "actions": [], "disposition": {"kind": "log", "text": "x"}},
+    {
+        "status": "finished",
+        "actions": [{**PROXY, "seq": i, "targets": []} for i in range(6)],
+        "disposition": {"kind": "relay"},
+    },
+    {"status": "finished", "actions": [{**LOG, "seq": 1}], "disposition": {"kind": "default"}},
+    {"status": "finished", "actions": "nope", "disposition": {"kind": "default"}},
+    {
+        "status": "failed",
+        "actions": [],
+        "failure": {"kind": "quarantined", "line": None, "message": "x"},
+    },
+    {
+        "status": "failed",
+        "actions": [],
+        "failure": {"kind": "error", "line": None, "message": "a\nb"},
+    },
+    {"status": "weird", "actions": []},
+]
+
+
+@pytest.mark.parametrize("reply", BAD_REPLIES)
 def test_bad_replies_are_protocol_violations(reply: dict[str, Any]) -> None:
     """Wrong types (bool, float for int), extra keys, out-of-range values, refused targets,
     control characters, too many actions: each is a ProtocolViolation."""

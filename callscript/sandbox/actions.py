@@ -20,7 +20,9 @@ FAILURE_KINDS = ("error", "timeout", "memory", "crash", "quarantined")
 
 @dataclass(frozen=True, slots=True)
 class Proxy:
-    """Ring ``targets`` (in parallel, or one after another when ``sequential``)."""
+    """Ring ``targets`` in parallel for ``timeout`` seconds, or, when ``sequential``,
+    one after another for ``timeout`` seconds each. An empty ``targets`` (no contact
+    to ring) appears only among past actions: the sandbox answered it 'failure'."""
 
     targets: tuple[str, ...]
     timeout: float

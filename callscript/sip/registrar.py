@@ -8,9 +8,10 @@ changes to the location store and answers with :func:`ok_response`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, cast
+from typing import Protocol
 
 from callscript.sip.address import Address
 from callscript.sip.errors import ParseError
@@ -20,6 +21,9 @@ from callscript.sip.reply import make_response
 from callscript.sip.uri import URI
 
 _UINT32 = 2**32 - 1
+_DIGITS = re.compile(r"[0-9]+")
+_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?")
+_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class CurrentBinding(Protocol):
@@ -88,61 +92,83 @@ def decide_register(
 ) -> RegisterDecision:
     """Decide what a REGISTER does (RFC 3261 §10.3 steps 5-7).
 
+    Whatever the request holds, the outcome is a decision: unreadable Contact,
+    Expires or ``q`` values give a 400 decision whose reason names the problem.
+
     Args:
         request: a validated REGISTER whose authentication the engine checked (steps 1-4).
         current: the AOR's current bindings.
         tag: a To tag for error responses.
     """
-    to_uri = request.to_addr.uri
+    try:
+        to_uri = request.to_addr.uri
+    except ParseError as exc:
+        return RegisterDecision(aor="", error=_bad_request(request, f"bad To: {exc}", tag))
     # RFC 3261 §10.3 step 5: the To header must hold a valid SIP or SIPS address-of-record.
     if not to_uri.is_sip or not to_uri.user:
-        error = make_response(
-            request, 400, "To must be a SIP or SIPS address-of-record", to_tag=tag
-        )
+        error = _bad_request(request, "To must be a SIP or SIPS address-of-record", tag)
         return RegisterDecision(aor=str(to_uri), error=error)
     decision = RegisterDecision(aor=aor_of(to_uri))
+    try:
+        _decide(decision, request, current, policy, tag)
+    except ParseError as exc:
+        decision.error = _bad_request(request, str(exc), tag)
+    if decision.error is not None:
+        decision.saves, decision.removes, decision.remove_all = [], [], False
+    return decision
+
+
+def _decide(
+    decision: RegisterDecision,
+    request: Request,
+    current: Sequence[CurrentBinding],
+    policy: RegistrarPolicy,
+    tag: str,
+) -> None:
     contacts = request.contacts
     header_expires = _header_expires(request)
     # RFC 3261 §10.3 step 6: '*' is allowed only alone and with Expires 0.
     if any(c.star for c in contacts):
         if len(contacts) != 1 or header_expires != 0:
-            decision.error = make_response(
-                request, 400, "Contact * needs Expires 0 and no other Contact", to_tag=tag
+            decision.error = _bad_request(
+                request, "Contact * needs Expires 0 and no other Contact", tag
             )
-            return decision
+            return
+        # RFC 3261 §10.3 step 6: a binding of this Call-ID is removed only by a higher CSeq.
         if _out_of_order(request, current):
-            decision.error = make_response(
-                request, 400, "CSeq out of order for this Call-ID", to_tag=tag
-            )
-            return decision
+            decision.error = _bad_request(request, "CSeq out of order for this Call-ID", tag)
+            return
         decision.remove_all = True
-        return decision
-    by_key = {_contact_key(b.contact): b for b in current}
+        return
+    stored = [(_stored_uri(b.contact), b) for b in current]
     for contact in contacts:
+        uri = contact.uri
         expires = _contact_expires(contact, header_expires, policy)
         # RFC 3261 §10.3 step 7: a non-zero expiry below Min-Expires is refused with 423.
         if 0 < expires < policy.min_expires:
             decision.error = make_response(
                 request, 423, to_tag=tag, headers=[("Min-Expires", policy.min_expires)]
             )
-            return decision
+            return
         expires = min(expires, policy.max_expires)
-        existing = by_key.get(_contact_key(str(contact.uri)))
+        existing = next((b for s, b in stored if s is not None and s == uri), None)
         # RFC 3261 §10.3 step 7: the same Call-ID with a CSeq not higher aborts the update.
         if (
             existing is not None
             and existing.call_id == request.call_id
             and request.cseq.number <= existing.cseq
         ):
-            decision.error = make_response(
-                request, 400, "CSeq out of order for this Call-ID", to_tag=tag
-            )
-            return decision
+            decision.error = _bad_request(request, "CSeq out of order for this Call-ID", tag)
+            return
         if expires == 0:
-            decision.removes.append(str(contact.uri))
+            decision.removes.append(str(uri))
         else:
-            decision.saves.append(ContactUpdate(str(contact.uri), _q(contact), expires))
-    return decision
+            decision.saves.append(ContactUpdate(str(uri), _q(contact), expires))
+
+
+def _bad_request(request: Request, reason: str, tag: str) -> Response:
+    text = _UNSAFE.sub("?", reason)[:150]
+    return make_response(request, 400, f"Bad Request ({text})", to_tag=tag)
 
 
 def ok_response(
@@ -161,16 +187,21 @@ def ok_response(
 
 def _header_expires(request: Request) -> int | None:
     value = request.get("Expires")
-    return cast(Number, value).number if value is not None else None
+    if value is None:
+        return None
+    if not isinstance(value, Number):
+        raise ParseError(f"bad Expires header {str(value)[:40]!r}")
+    return min(value.number, _UINT32)
 
 
 def _contact_expires(contact: Address, header_expires: int | None, policy: RegistrarPolicy) -> int:
     # RFC 3261 §10.2.1.1: the Contact's expires parameter wins over the Expires header.
     param = contact.params.get("expires")
     if param is not None:
-        if not param.isdigit():
-            raise ParseError(f"bad expires parameter {param!r}")
-        return min(int(param[:11]), _UINT32)
+        if not _DIGITS.fullmatch(param):
+            raise ParseError(f"bad expires parameter {param[:40]!r}")
+        digits = param.lstrip("0") or "0"
+        return _UINT32 if len(digits) > 10 else min(int(digits), _UINT32)
     if header_expires is not None:
         return header_expires
     return policy.default_expires
@@ -180,23 +211,21 @@ def _q(contact: Address) -> float:
     value = contact.params.get("q")
     if value is None:
         return 1.0
-    try:
-        q = float(value)
-    except ValueError:
-        raise ParseError(f"bad q value {value!r}") from None
-    # RFC 3261 §20.10: qvalue is between 0 and 1.
-    if not 0.0 <= q <= 1.0:
-        raise ParseError(f"q value {value!r} outside 0-1")
-    return q
+    # RFC 3261 §20.10: a qvalue is a decimal from 0 to 1 with at most three decimals.
+    if not _QVALUE.fullmatch(value):
+        raise ParseError(f"bad q value {value[:40]!r}")
+    return float(value)
 
 
 def _q_param(q: float) -> dict[str, str | None]:
     return {} if q == 1.0 else {"q": f"{q:.3g}"}
 
 
-def _contact_key(text: str) -> tuple[object, ...]:
-    uri = URI.parse(text)
-    return (uri.scheme, uri.user, uri.host.lower(), uri.port, uri.transport)
+def _stored_uri(text: str) -> URI | None:
+    try:
+        return URI.parse(text)
+    except ParseError:
+        return None  # a stored contact we cannot read matches nothing
 
 
 def _out_of_order(request: Request, current: Sequence[CurrentBinding]) -> bool:

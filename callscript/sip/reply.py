@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from types import MappingProxyType
 
 from callscript.sip.abnf import has_control
+from callscript.sip.errors import LocalProtocolError, ParseError
 from callscript.sip.message import Request, Response
 
 # RFC 3261 §21 (and RFC 3265, 3329, 4412, 5393, 6086 for the few we send).
@@ -50,25 +51,32 @@ def make_response(
 
     Via (all values, in order), From, To, Call-ID and CSeq are copied; the To
     tag is added when the request had none and ``to_tag`` is given (never on
-    100 Trying, §8.2.6.2). Reason phrases with CR, LF or other control
-    characters are refused (a reason reaches the wire).
+    100 Trying, §8.2.6.2; nor to a To that cannot be read, which is copied as
+    it came). A 100 also copies Timestamp (§8.2.6.1). Reason phrases with CR,
+    LF or other control characters are refused (a reason reaches the wire).
 
     Raises:
         LocalProtocolError: a status outside 100-699 or a bad reason phrase.
     """
     text = reason_phrase(status) if reason is None else reason
     if has_control(text):
-        from callscript.sip.errors import LocalProtocolError
-
         raise LocalProtocolError("reason phrase contains control characters")
     response = Response(status, text)
     # RFC 3261 §8.2.6.2: copy From, Call-ID, CSeq, Via (in order) and To (adding a tag).
     for key in ("Via", "From", "To", "Call-ID", "CSeq"):
         for line in request._header_lines(key):
             response._append_line(key, line)
+    if status == 100:
+        # RFC 3261 §8.2.6.1: a 100 (Trying) copies the request's Timestamp.
+        for line in request._header_lines("Timestamp"):
+            response._append_line("Timestamp", line)
     if to_tag is not None and status > 100:
-        to = request.to_addr
-        if to.tag is None:
+        # RFC 3261 §8.2.6.2: a response other than 100 adds a To tag when the request had none.
+        try:
+            to = request.to_addr
+        except ParseError:
+            to = None
+        if to is not None and to.tag is None:
             response["To"] = to.with_params(tag=to_tag)
     for name, value in headers:
         response.add(name, value)

@@ -14,6 +14,7 @@ Branch states::
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from callscript.sip.events import Peer
@@ -57,6 +58,7 @@ class Branch:
     final: Response | None = None
     timer_c: float | None = None
     cancelled: bool = False
+    received_final: bool = False
 
     @property
     def peer(self) -> Peer:
@@ -71,17 +73,21 @@ class Branch:
 
 @dataclass(slots=True)
 class ResponseContext:
-    """The state of one proxied request (RFC 3261 §16.7)."""
+    """The state of one proxied request (RFC 3261 §16.7).
+
+    ``loop_hash`` is the RFC 3261 §16.6 step 8 hash of the request as it arrived
+    (before §16.4 preprocessing), which every branch carries.
+    """
 
     key: str
     request: Request
     source: Peer
+    loop_hash: str = ""
     groups: list[list[Target]] = field(default_factory=list)
     branches: list[Branch] = field(default_factory=list)
     forward_final: bool = True
     ring_timeout: float | None = None
     ring_deadline: float | None = None
-    timed_out: bool = False
     answered: bool = False
     final_sent: bool = False
     caller_cancelled: bool = False
@@ -124,13 +130,19 @@ def best_response(responses: list[Response]) -> tuple[int, Response | None]:
     return chosen.status, chosen
 
 
-def merge_challenges(chosen: Response, responses: list[Response]) -> None:
-    """RFC 3261 §16.7 step 7: a forwarded 401/407 carries every branch's challenges."""
-    if chosen.status not in (401, 407):
+def merge_challenges(forwarded: Response, others: Iterable[Response]) -> None:
+    """RFC 3261 §16.7 step 7: a forwarded 401/407 carries every other branch's challenges.
+
+    Args:
+        forwarded: the chosen 401/407 (a copy), changed in place.
+        others: the other final responses of the context; the challenges of their
+            401s and 407s are added unchanged (raw header lines, never re-serialized).
+    """
+    if forwarded.status not in (401, 407):
         return
-    for response in responses:
-        if response is chosen or response.status not in (401, 407):
+    for response in others:
+        if response.status not in (401, 407):
             continue
-        for name in ("WWW-Authenticate", "Proxy-Authenticate"):
-            for value in response.get_all(name):
-                chosen.add(name, value)
+        for key in ("WWW-Authenticate", "Proxy-Authenticate"):
+            for line in response._header_lines(key):
+                forwarded._append_line(key, line)

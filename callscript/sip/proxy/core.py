@@ -8,26 +8,43 @@ Inputs: received requests and responses (already parsed, §18.2.1 applied),
 Outputs, drained by the adapter: ``messages_to_send()``, ``next_event()``,
 ``next_deadline()``.
 
-Every new request creates a server transaction (in the transaction layer)
-and a :class:`ResponseContext`. After validation (§16.3), route
-preprocessing (§16.4) and, for INVITE, a 100 Trying, the engine gets
-:class:`RoutingNeeded`. ``proxy`` forks target groups (parallel inside a
-group, groups in sequence) with a ring timeout per group and Timer C per
-INVITE branch (§16.6 step 11); responses are processed per §16.7; a CANCEL
-from the caller cancels every branch (§16.10). ACKs for 2xx and responses
-that match no transaction are forwarded statelessly (§16.11) once the engine
-has resolved their next hop.
+Every new request creates a server transaction (in the transaction layer).
+Validation (§16.3) answers what cannot go on; a CANCEL is matched to its
+INVITE (§16.10). Any other request gets a :class:`ResponseContext`, route
+preprocessing (§16.4) and, for INVITE, a 100 Trying (§16.2); then the engine
+gets :class:`RoutingNeeded`. ``proxy`` forks target groups: the targets of a
+group in parallel, the next group only once every branch of the previous one
+failed without a 6xx. A branch whose peer fails (timeout, transport error,
+503) moves on to the target's next peer (RFC 3263 §4.3). Responses are
+processed per §16.7: provisionals and every 2xx go upstream at once, a 2xx
+or 6xx cancels the other branches, and when all branches failed the best
+response goes upstream (or, with ``final=False``, to the engine as
+:class:`ProxyCompleted`). A caller's CANCEL cancels every branch.
 
-Timers of the core itself (ring timeout, Timer C) share one heap with lazy
-deletion; the transaction layer keeps its own.
+ACKs for 2xx and responses that match no transaction are forwarded
+statelessly (§16.11) once the engine has resolved their next hop
+(:class:`ForwardNeeded`, then ``send_stateless``).
+
+Timers of the core itself share one heap with lazy deletion (the
+transaction layer keeps its own):
+
+- ring: per group; when it fires, the ringing branches are cancelled and count as 408.
+- C: per INVITE branch (§16.6 step 11), restarted by provisionals; see §16.8.
+- cancel guard: 64*T1 after a branch was cancelled, a client transaction
+  that never got its final response is given up (§9.1).
+
+A context closes (:class:`ContextClosed`) when its server transaction has
+terminated and no branch is live; by then nothing about it is left.
 """
 
 from __future__ import annotations
 
+import enum
 import heapq
 from collections import deque
 from collections.abc import Iterable
 
+from callscript.sip.errors import LocalProtocolError, ParseError
 from callscript.sip.events import (
     AckTimedOut,
     Outgoing,
@@ -57,16 +74,22 @@ from callscript.sip.proxy.events import (
     RequestCancelled,
     RoutingNeeded,
 )
-from callscript.sip.proxy.forward import forward_copy, stateless_branch
-from callscript.sip.proxy.route import is_in_dialog, next_hop, preprocess_route
-from callscript.sip.proxy.validate import validate_request
-from callscript.sip.reply import make_response, reason_phrase
+from callscript.sip.proxy.forward import forward_copy
+from callscript.sip.proxy.route import is_in_dialog, preprocess_route
+from callscript.sip.proxy.stateless import ack_to_forward, retarget_via, stray_to_forward
+from callscript.sip.proxy.validate import loop_hash, validate_request
+from callscript.sip.reply import make_response
 from callscript.sip.transaction.layer import TransactionLayer
-from callscript.sip.uri import URI
-from callscript.sip.via import Via
 
-_RING = "ring"
-_TIMER_C = "C"
+
+class _Timer(enum.Enum):
+    RING = "ring timeout"
+    C = "Timer C"
+    GUARD = "cancel guard"
+
+
+# (deadline, sequence, kind, context key or client key, branch index)
+_Entry = tuple[float, int, _Timer, str, int]
 
 
 class ProxyCore:
@@ -81,41 +104,51 @@ class ProxyCore:
         self._contexts: dict[str, ResponseContext] = {}
         self._branches: dict[str, tuple[ResponseContext, Branch]] = {}
         self._events: deque[ProxyEvent] = deque()
-        self._timers: list[tuple[float, int, str, str, int]] = []
+        self._timers: list[_Entry] = []
         self._seq = 0
         self._closed_servers: set[str] = set()
 
     # -- inputs from the network -------------------------------------------------------
 
     def handle_request(self, request: Request, source: Peer, *, now: float) -> None:
-        """A request arrived from ``source``."""
+        """A request arrived from ``source``.
+
+        Raises:
+            ParseError: the request lacks what transaction matching reads (Via,
+                CSeq...); the adapter answers or drops it.
+        """
         self.layer.handle_request(request, source, now=now)
         self._drain(now)
 
     def handle_response(self, response: Response, source: Peer, *, now: float) -> None:
-        """A response arrived from ``source``."""
+        """A response arrived from ``source``.
+
+        Raises:
+            ParseError: the response has no readable top Via or CSeq; drop it.
+        """
         self.layer.handle_response(response, source, now=now)
         self._drain(now)
 
     def handle_transport_error(self, peer: Peer, *, now: float) -> None:
         """Sending to ``peer`` failed: every branch waiting on it fails over (RFC 3263 §4.3)."""
         for key, (_ctx, branch) in list(self._branches.items()):
-            if branch.state is not BranchState.DONE and branch.peer.address == peer.address:
+            if (
+                branch.key == key
+                and branch.state is not BranchState.DONE
+                and branch.peer.transport == peer.transport
+                and branch.peer.address == peer.address
+            ):
                 self.layer.handle_transport_error(key, now=now)
         self._drain(now)
 
     def handle_timers(self, *, now: float) -> None:
         """Fire every timer due at ``now``."""
         self.layer.handle_timers(now=now)
+        self._drain(now)
         while self._timers and self._timers[0][0] <= now:
-            deadline, _, kind, ctx_key, index = heapq.heappop(self._timers)
-            ctx = self._contexts.get(ctx_key)
-            if ctx is None or (index >= len(ctx.branches) and kind == _TIMER_C):
-                continue
-            if kind == _RING and ctx.ring_deadline == deadline:
-                self._on_ring_timeout(ctx, now)
-            elif kind == _TIMER_C and ctx.branches[index].timer_c == deadline:
-                self._on_timer_c(ctx, ctx.branches[index], now)
+            entry = heapq.heappop(self._timers)
+            if self._timer_live(entry):
+                self._fire(entry, now)
         self._drain(now)
 
     # -- outputs ---------------------------------------------------------------
@@ -138,20 +171,12 @@ class ProxyCore:
             return layer
         return own
 
-    def _timer_live(self, entry: tuple[float, int, str, str, int]) -> bool:
-        deadline, _, kind, ctx_key, index = entry
-        ctx = self._contexts.get(ctx_key)
-        if ctx is None:
-            return False
-        if kind == _RING:
-            return ctx.ring_deadline == deadline
-        return index < len(ctx.branches) and ctx.branches[index].timer_c == deadline
-
     def context(self, ctx: str) -> ResponseContext | None:
         """The response context ``ctx``, while it lives."""
         return self._contexts.get(ctx)
 
     def __len__(self) -> int:
+        """The number of live response contexts."""
         return len(self._contexts)
 
     # -- the engine's decisions -----------------------------------------------------------
@@ -167,7 +192,11 @@ class ProxyCore:
         content_type: str | None = None,
         now: float,
     ) -> Response:
-        """Answer request ``ctx`` with a response built from it (a To tag is added)."""
+        """Answer request ``ctx`` with a response built from it (a To tag is added).
+
+        Raises:
+            KeyError: no live context ``ctx``.
+        """
         context = self._contexts[ctx]
         response = make_response(
             context.request,
@@ -182,13 +211,24 @@ class ProxyCore:
         return response
 
     def respond(self, ctx: str, response: Response, *, now: float) -> None:
-        """Send ``response`` in request ``ctx``'s server transaction."""
+        """Send ``response`` in request ``ctx``'s server transaction.
+
+        Once a final response went upstream, anything more from the engine is
+        dropped. A final response ends the proxying: live branches are cancelled
+        and no further group starts.
+
+        Raises:
+            KeyError: no live context ``ctx``.
+        """
         context = self._contexts[ctx]
-        if context.final_sent and response.status >= 300:
+        if context.final_sent:
             return
         self.layer.send_response(ctx, response, now=now)
         if response.status >= 200:
             context.final_sent = True
+            context.groups = []
+            context.proxying = False
+            context.ring_deadline = None
             self._cancel_live(context, now)
         self._drain(now)
 
@@ -203,20 +243,32 @@ class ProxyCore:
     ) -> None:
         """Forward request ``ctx`` to ``groups`` of targets (RFC 3261 §16.5-§16.6).
 
+        Does nothing once the request has its final response or was cancelled.
+
         Args:
             groups: tried one after the other; the targets of a group in parallel.
             ring_timeout: seconds each group may ring before its branches are cancelled.
             final: forward the best response to the caller when all fail; when
                 false the engine gets :class:`ProxyCompleted` and decides.
+
+        Raises:
+            KeyError: no live context ``ctx``.
+            ValueError: no target at all.
+            LocalProtocolError: branches of an earlier ``proxy`` call are still live.
         """
         context = self._contexts[ctx]
-        groups = [group for group in groups if group]
+        groups = [list(group) for group in groups if group]
         if not groups:
             raise ValueError("proxy() needs at least one target")
+        if context.final_sent or context.caller_cancelled:
+            return
+        if context.live_branches():
+            raise LocalProtocolError(f"{ctx} is already being proxied")
         context.groups = groups[1:]
         context.forward_final = final
         context.ring_timeout = ring_timeout
         context.stored = []
+        context.six_xx = False
         context.proxying = True
         self._start_group(context, groups[0], now)
         self._drain(now)
@@ -227,6 +279,7 @@ class ProxyCore:
 
     def send_stateless(self, message: Request | Response, peer: Peer) -> None:
         """Send a message of a :class:`ForwardNeeded` event to its resolved peer."""
+        retarget_via(message, peer, self.config)
         self.layer.send_stateless(message, peer)
 
     # -- transaction layer events ------------------------------------------------------
@@ -238,16 +291,13 @@ class ProxyCore:
                 case RequestReceived(key=None, request=request):
                     self._forward_ack(request)
                 case RequestReceived(key=str() as key, request=request, source=source):
-                    if request.method == "CANCEL":
-                        self._on_cancel(key, request, now)
-                    else:
-                        self._on_request(key, request, source, now)
+                    self._on_request(key, request, source, now)
                 case ResponseReceived(key=None, response=response):
                     self._forward_stray(response)
                 case ResponseReceived(key=str() as key, response=response):
                     found = self._branches.get(key)
                     if found is not None:
-                        self._on_response(found[0], found[1], response, now)
+                        self._on_response(found[0], found[1], key, response, now)
                 case TransactionTimedOut(key=key):
                     self._on_failure(key, 408, now)
                 case TransportFailed(key=key):
@@ -260,28 +310,40 @@ class ProxyCore:
     def _on_request(self, key: str, request: Request, source: Peer, now: float) -> None:
         error = validate_request(request, self.config)
         if error is not None:
-            if error.status > 100 and error.to_addr.tag is None:
-                error["To"] = error.to_addr.with_params(tag=self.ids.tag())
-            self.layer.send_response(key, error, now=now)
+            self._send_error(key, error, now)
             return
+        if request.method == "CANCEL":
+            self._on_cancel(key, request, now)
+            return
+        # The loop hash covers the request as it arrived, before §16.4 rewrites it.
+        context = ResponseContext(key, request, source, loop_hash=loop_hash(request))
         preprocess_route(request, self.config)
         if request.method == "INVITE":
             # RFC 3261 §16.2: a stateful proxy answers an INVITE with 100 Trying at once.
             self.layer.send_response(key, make_response(request, 100), now=now)
-        self._contexts[key] = ResponseContext(key, request, source)
+        self._contexts[key] = context
         self._events.append(RoutingNeeded(key, request, source, is_in_dialog(request)))
+
+    def _send_error(self, key: str, error: Response, now: float) -> None:
+        try:
+            to = error.to_addr
+        except ParseError:
+            to = None  # an unreadable To gets no tag; the response still says what is wrong
+        if to is not None and to.tag is None:
+            error["To"] = to.with_params(tag=self.ids.tag())
+        self.layer.send_response(key, error, now=now)
 
     def _on_cancel(self, key: str, cancel: Request, now: float) -> None:
         invite_key = self.layer.find_invite(cancel)
-        context = self._contexts.get(invite_key) if invite_key else None
-        # RFC 3261 §16.10: no matching response context means 481.
+        context = self._contexts.get(invite_key) if invite_key is not None else None
         if context is None:
-            self.layer.send_response(
-                key, make_response(cancel, 481, to_tag=self.ids.tag()), now=now
-            )
+            # DEVIATION RFC 3261 §16.10: the RFC forwards a CANCEL without a response context
+            # statelessly. This proxy keeps a context for every request it forwards, so there is
+            # nothing downstream to cancel: 481 tells the caller at once.
+            self._send_error(key, make_response(cancel, 481), now)
             return
-        # RFC 3261 §16.10: answer the CANCEL with 200 and cancel every pending branch.
-        self.layer.send_response(key, make_response(cancel, 200, to_tag=self.ids.tag()), now=now)
+        # RFC 3261 §16.10: a CANCEL matching a response context is answered 200 at once.
+        self._send_error(key, make_response(cancel, 200), now)
         if context.caller_cancelled or context.final_sent:
             return
         context.caller_cancelled = True
@@ -289,28 +351,31 @@ class ProxyCore:
         self._events.append(RequestCancelled(context.key))
         if context.live_branches():
             self._cancel_live(context, now)
-        else:
-            response = make_response(context.request, 487, to_tag=self.ids.tag())
-            self.layer.send_response(context.key, response, now=now)
-            context.final_sent = True
+            return
+        # RFC 3261 §16.10: nothing is pending downstream, so the request ends with 487 now.
+        response = make_response(context.request, 487, to_tag=self.ids.tag())
+        self.layer.send_response(context.key, response, now=now)
+        context.final_sent = True
+        context.proxying = False
 
     def _on_response(
-        self, ctx: ResponseContext, branch: Branch, response: Response, now: float
+        self, ctx: ResponseContext, branch: Branch, key: str, response: Response, now: float
     ) -> None:
         # RFC 3261 §16.7 step 3: remove our Via before anything else.
         response.pop("Via")
+        if "Via" not in response:
+            # DEVIATION RFC 3261 §16.7 step 3: with no Via left the RFC drops the response. It
+            # matched our branch, so it answers the request we forwarded; a callee that echoed
+            # only our Via (sipp's regexp captures do) still reaches the caller, with the
+            # Vias of the request as it came.
+            response["Via"] = ctx.request.via
         status = response.status
+        if key != branch.key and status // 100 != 2:
+            return  # an attempt that RFC 3263 failover replaced; only its 2xx still matters
         if status < 200:
-            if branch.state is BranchState.DONE or status == 100:
-                return
-            branch.state = BranchState.RINGING
-            if branch.timer_c is not None:
-                # RFC 3261 §16.7 step 2: a provisional response above 100 restarts Timer C.
-                self._set_timer_c(ctx, branch, now)
-            # RFC 3261 §16.7 step 5: provisional responses other than 100 go upstream at once.
-            if not ctx.final_sent:
-                self.layer.send_response(ctx.key, response, now=now)
+            self._on_provisional(ctx, branch, response, now)
             return
+        branch.received_final = key == branch.key
         if status < 300:
             self._on_success(ctx, branch, response, now)
             return
@@ -328,6 +393,19 @@ class ProxyCore:
             self._cancel_live(ctx, now)
         self._check_complete(ctx, now)
 
+    def _on_provisional(
+        self, ctx: ResponseContext, branch: Branch, response: Response, now: float
+    ) -> None:
+        if branch.state is BranchState.DONE or response.status == 100:
+            return
+        branch.state = BranchState.RINGING
+        if branch.timer_c is not None:
+            # RFC 3261 §16.7 step 2: a provisional response above 100 restarts Timer C.
+            self._set_timer_c(ctx, branch, now)
+        # RFC 3261 §16.7 step 5: provisional responses other than 100 go upstream at once.
+        if not ctx.final_sent:
+            self.layer.send_response(ctx.key, response, now=now)
+
     def _on_success(
         self, ctx: ResponseContext, branch: Branch, response: Response, now: float
     ) -> None:
@@ -336,10 +414,11 @@ class ProxyCore:
             self._finish_branch(ctx, branch, response)
         ctx.answered = True
         ctx.ring_deadline = None
-        # RFC 3261 §16.7 step 5: every 2xx is forwarded immediately, even after another one.
-        self.layer.send_response(ctx.key, response, now=now)
-        ctx.final_sent = True
         ctx.groups = []
+        if ctx.request.method == "INVITE" or not ctx.final_sent:
+            # RFC 3261 §16.7 step 5: every 2xx to INVITE goes upstream at once, even after another.
+            self.layer.send_response(ctx.key, response, now=now)
+        ctx.final_sent = True
         # RFC 3261 §16.7 step 10: once a final response went upstream, cancel the other branches.
         self._cancel_live(ctx, now)
         if first and ctx.proxying:
@@ -353,7 +432,7 @@ class ProxyCore:
         if found is None:
             return
         ctx, branch = found
-        if branch.state is BranchState.DONE:
+        if branch.state is BranchState.DONE or branch.key != key:
             return
         # RFC 3263 §4.3: a timeout or transport failure moves on to the next resolved peer.
         if branch.has_next_peer and not branch.cancelled:
@@ -363,12 +442,10 @@ class ProxyCore:
         self._check_complete(ctx, now)
 
     def _on_terminated(self, key: str) -> None:
-        if key in self._branches:
-            del self._branches[key]
-        context = self._contexts.get(key)
-        if context is not None:
+        self._branches.pop(key, None)
+        if key in self._contexts:
             self._closed_servers.add(key)
-        self._maybe_close(key)
+            self._maybe_close(key)
 
     def _maybe_close(self, key: str) -> None:
         context = self._contexts.get(key)
@@ -387,17 +464,17 @@ class ProxyCore:
             self._send_branch(ctx, branch, now)
         if ctx.ring_timeout is not None:
             ctx.ring_deadline = now + ctx.ring_timeout
-            self._push(ctx.ring_deadline, _RING, ctx.key, 0)
+            self._push(ctx.ring_deadline, _Timer.RING, ctx.key, 0)
 
     def _send_branch(self, ctx: ResponseContext, branch: Branch, now: float) -> None:
-        suffix = f"{branch.index}.{branch.peer_index}"
         copy = forward_copy(
             ctx.request,
             branch.target.uri,
             branch.peer,
             ctx.source.transport,
             self.config,
-            suffix=suffix,
+            suffix=f"{branch.index}.{branch.peer_index}",
+            loop=ctx.loop_hash,
         )
         key = self.layer.send_request(copy, branch.peer, now=now)
         branch.key = key
@@ -409,15 +486,6 @@ class ProxyCore:
         branch.peer_index += 1
         branch.state = BranchState.PENDING
         self._send_branch(ctx, branch, now)
-
-    def _set_timer_c(self, ctx: ResponseContext, branch: Branch, now: float) -> None:
-        # RFC 3261 §16.6 step 11: Timer C guards every INVITE branch (more than 3 minutes).
-        branch.timer_c = now + self.config.timers.timer_c
-        self._push(branch.timer_c, _TIMER_C, ctx.key, branch.index)
-
-    def _push(self, deadline: float, kind: str, ctx_key: str, index: int) -> None:
-        self._seq += 1
-        heapq.heappush(self._timers, (deadline, self._seq, kind, ctx_key, index))
 
     def _finish_branch(self, ctx: ResponseContext, branch: Branch, response: Response) -> None:
         branch.state = BranchState.DONE
@@ -435,8 +503,67 @@ class ProxyCore:
             return
         branch.cancelled = True
         if ctx.request.method == "INVITE":
-            # RFC 3261 §16.10 / §9.1: CANCEL goes out once the branch has had a provisional.
+            # RFC 3261 §9.1: the layer sends the CANCEL once the branch has had a provisional.
             self.layer.request_cancel(branch.key, now=now)
+            self._push(now + self.config.timers.timeout, _Timer.GUARD, branch.key, 0)
+
+    def _check_complete(self, ctx: ResponseContext, now: float) -> None:
+        if ctx.live_branches() or ctx.answered or not ctx.proxying:
+            self._maybe_close(ctx.key)
+            return
+        if ctx.groups and not ctx.caller_cancelled:
+            # The next group starts only once every branch of this one has failed (no 6xx).
+            self._start_group(ctx, ctx.groups.pop(0), now)
+            return
+        ctx.proxying = False
+        ctx.ring_deadline = None
+        status, chosen = best_response(ctx.stored)
+        if chosen is None or status != chosen.status:
+            # RFC 3261 §16.7 step 6: no response means 408, a 503 means a 500 of our own.
+            response = make_response(ctx.request, status, to_tag=self.ids.tag())
+        else:
+            response = chosen.copy()
+            merge_challenges(response, [r for r in ctx.stored if r is not chosen])
+        forwarded = False
+        if (ctx.forward_final or ctx.caller_cancelled) and not ctx.final_sent:
+            self.layer.send_response(ctx.key, response, now=now)
+            ctx.final_sent = True
+            forwarded = True
+        self._events.append(ProxyCompleted(ctx.key, ctx.request, status, response, forwarded))
+        self._maybe_close(ctx.key)
+
+    # -- timers --------------------------------------------------------------------
+
+    def _set_timer_c(self, ctx: ResponseContext, branch: Branch, now: float) -> None:
+        # RFC 3261 §16.6 step 11: Timer C guards every INVITE branch (more than 3 minutes).
+        branch.timer_c = now + self.config.timers.timer_c
+        self._push(branch.timer_c, _Timer.C, ctx.key, branch.index)
+
+    def _push(self, deadline: float, kind: _Timer, ref: str, index: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._timers, (deadline, self._seq, kind, ref, index))
+
+    def _timer_live(self, entry: _Entry) -> bool:
+        deadline, _, kind, ref, index = entry
+        if kind is _Timer.GUARD:
+            return ref in self._branches
+        ctx = self._contexts.get(ref)
+        if ctx is None:
+            return False
+        if kind is _Timer.RING:
+            return ctx.ring_deadline == deadline
+        return index < len(ctx.branches) and ctx.branches[index].timer_c == deadline
+
+    def _fire(self, entry: _Entry, now: float) -> None:
+        _, _, kind, ref, index = entry
+        if kind is _Timer.GUARD:
+            self._on_cancel_guard(ref, now)
+            return
+        ctx = self._contexts[ref]
+        if kind is _Timer.RING:
+            self._on_ring_timeout(ctx, now)
+        else:
+            self._on_timer_c(ctx, ctx.branches[index], now)
 
     def _on_ring_timeout(self, ctx: ResponseContext, now: float) -> None:
         ctx.ring_deadline = None
@@ -446,72 +573,33 @@ class ProxyCore:
         self._check_complete(ctx, now)
 
     def _on_timer_c(self, ctx: ResponseContext, branch: Branch, now: float) -> None:
-        # RFC 3261 §16.8: Timer C fired: CANCEL a ringing branch, treat the branch as 408.
+        # RFC 3261 §16.8: Timer C fired: CANCEL a ringing branch; either way it counts as 408.
         self._cancel_branch(ctx, branch, now)
         self._finish_branch(ctx, branch, make_response(ctx.request, 408, to_tag=self.ids.tag()))
         self._check_complete(ctx, now)
 
-    def _check_complete(self, ctx: ResponseContext, now: float) -> None:
-        if ctx.live_branches() or ctx.answered or not ctx.proxying:
-            self._maybe_close(ctx.key)
-            return
-        if ctx.groups and not ctx.six_xx and not ctx.caller_cancelled:
-            group = ctx.groups.pop(0)
-            self._start_group(ctx, group, now)
-            return
-        ctx.proxying = False
-        ctx.ring_deadline = None
-        status, chosen = best_response(ctx.stored)
-        if chosen is None:
-            response = make_response(ctx.request, status, to_tag=self.ids.tag())
-        else:
-            response = chosen.copy()
-            if status != chosen.status:
-                response.status, response.reason = status, reason_phrase(status)
-            merge_challenges(response, ctx.stored)
-        forwarded = False
-        if (ctx.forward_final or ctx.caller_cancelled) and not ctx.final_sent:
-            self.layer.send_response(ctx.key, response, now=now)
-            ctx.final_sent = True
-            forwarded = True
-        self._events.append(ProxyCompleted(ctx.key, ctx.request, status, response, forwarded))
-        self._maybe_close(ctx.key)
+    def _on_cancel_guard(self, key: str, now: float) -> None:
+        ctx, branch = self._branches[key]
+        if branch.received_final or key not in self.layer:
+            return  # the transaction ends by its own timers
+        # RFC 3261 §9.1: no final response 64*T1 after the CANCEL: the branch is given up.
+        finished = branch.state is not BranchState.DONE
+        if finished:
+            self._finish_branch(ctx, branch, make_response(ctx.request, 408, to_tag=self.ids.tag()))
+        # The layer ends a client transaction only on its own events; a transport error is the
+        # one input that terminates it in Proceeding. Its TransportFailed finds the branch done.
+        self.layer.handle_transport_error(key, now=now)
+        if finished:
+            self._check_complete(ctx, now)
 
     # -- stateless forwarding (RFC 3261 §16.11) ----------------------------------------
 
     def _forward_ack(self, ack: Request) -> None:
-        if ack.method != "ACK":
-            return
-        preprocess_route(ack, self.config)
-        hop = next_hop(ack)
-        if self.config.is_local(hop) and "Route" not in ack:
-            return
-        copy = ack.copy()
-        max_forwards = copy.max_forwards
-        if max_forwards is not None and max_forwards <= 0:
-            return
-        copy["Max-Forwards"] = 70 if max_forwards is None else max_forwards - 1
-        transport = (hop.transport or "udp").upper()
-        host, port = self.config.via_for(transport)
-        copy.insert(
-            "Via", Via(transport, host, port, {"branch": stateless_branch(ack), "rport": None})
-        )
-        self._events.append(ForwardNeeded(copy, hop))
+        found = ack_to_forward(ack, self.config)
+        if found is not None:
+            self._events.append(ForwardNeeded(*found))
 
     def _forward_stray(self, response: Response) -> None:
-        # RFC 3261 §16.11: a response matching no transaction goes to the next Via if ours is on top.
-        vias = response.via
-        if len(vias) < 2 or not self._is_our_via(vias[0]):
-            return
-        response.pop("Via")
-        via = vias[1]
-        host = via.received or via.host
-        port = via.rport or via.port
-        uri = URI("sip", host=host, port=port, params={"transport": via.transport.lower()})
-        self._events.append(ForwardNeeded(response, uri))
-
-    def _is_our_via(self, via: Via) -> bool:
-        return (
-            via.host.lower() in self.config.local_hosts
-            and (via.port or 5060) in self.config.local_ports
-        )
+        found = stray_to_forward(response, self.config)
+        if found is not None:
+            self._events.append(ForwardNeeded(*found))

@@ -38,6 +38,7 @@ def forward_copy(
     config: ProxyConfig,
     *,
     suffix: str,
+    loop: str | None = None,
 ) -> Request:
     """The request to send to ``peer`` for ``target`` (``None`` keeps the Request-URI).
 
@@ -47,21 +48,25 @@ def forward_copy(
         peer: where the copy goes; its transport names our Via.
         inbound: the transport the request arrived on (for double Record-Route).
         suffix: makes the branch unique per copy (fork index, failover attempt).
+        loop: the :func:`loop_hash` of the request as it arrived, before RFC 3261
+            §16.4 changed it; computed from ``request`` when not given.
     """
+    if loop is None:
+        loop = loop_hash(request)
     copy = request.copy()
     # RFC 3261 §16.6 step 2: the Request-URI becomes the target.
     if target is not None:
         copy.uri = target
     # RFC 3261 §16.6 step 3: decrement Max-Forwards, or add it with 70.
     max_forwards = copy.max_forwards
-    copy["Max-Forwards"] = 70 if max_forwards is None else max_forwards - 1
+    copy["Max-Forwards"] = 70 if max_forwards is None else max(max_forwards - 1, 0)
     # RFC 3261 §16.6 step 4: Record-Route, twice when the transports of the two legs differ.
     if config.record_route and wants_record_route(copy):
         if inbound != peer.transport:
             copy.insert("Record-Route", Address(record_route_uri(config, inbound)))
         copy.insert("Record-Route", Address(record_route_uri(config, peer.transport)))
     # RFC 3261 §16.6 step 8: the branch carries the loop-detection hash of §16.3 step 4.
-    branch = f"{MAGIC_COOKIE}cs.{loop_hash(copy)}.{suffix}"
+    branch = f"{MAGIC_COOKIE}cs.{loop}.{suffix}"
     # RFC 3261 §16.6 step 6: a strict-routing next hop gets the Request-URI it expects.
     fix_strict_route(copy)
     host, port = config.via_for(peer.transport)

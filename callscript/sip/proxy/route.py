@@ -15,19 +15,30 @@ def preprocess_route(request: Request, config: ProxyConfig) -> None:
 
     - The Request-URI is a value we placed in a Record-Route (the previous hop is
       a strict router): replace it with the last Route value and remove that value.
-    - The first Route value is us: remove it (loose routing).
+    - The first Route value is us: remove it (loose routing), twice after a
+      double Record-Route.
+
+    Raises:
+        ParseError: a Route value cannot be read.
     """
     routes = cast(list[Address], request.get_all("Route"))
-    # RFC 3261 §16.4: a Request-URI that is ours came from a strict router.
-    if routes and config.is_local(request.uri):
-        last = routes[-1]
-        request.uri = last.uri
-        _set_routes(request, routes[:-1])
+    # RFC 3261 §16.4: a Request-URI holding our Record-Route value came from a strict router.
+    if routes and is_record_route_value(request.uri, config):
+        request.uri = routes[-1].uri
         routes = routes[:-1]
+        _set_routes(request, routes)
     # RFC 3261 §16.4: the top Route naming this proxy is removed (both, after double Record-Route).
     while routes and config.is_local(routes[0].uri):
         request.pop("Route")
         routes = routes[1:]
+
+
+def is_record_route_value(uri: URI, config: ProxyConfig) -> bool:
+    """Whether ``uri`` looks like a value we put in Record-Route: us, no user, ``lr``.
+
+    A request for a user at our address (``sip:alice@<our IP>``) is not one.
+    """
+    return config.is_local(uri) and not uri.user and uri.lr
 
 
 def _set_routes(request: Request, routes: list[Address]) -> None:

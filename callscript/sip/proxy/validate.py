@@ -1,15 +1,20 @@
-"""Request validation of a stateful proxy (RFC 3261 §16.3)."""
+"""Request validation of a stateful proxy (RFC 3261 §16.3) and the loop-detection hash."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 
 from callscript.sip.errors import ParseError
 from callscript.sip.message import Request, Response
 from callscript.sip.proxy.config import ProxyConfig
-from callscript.sip.reply import make_response
+from callscript.sip.reply import make_response, reason_phrase
 
 SCHEMES = frozenset({"sip", "sips", "tel"})
+
+# Whatever a parse error quotes, the reason phrase that carries it stays one clean line.
+_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_MAX_REASON = 200
 
 
 def validate_request(request: Request, config: ProxyConfig) -> Response | None:
@@ -17,16 +22,13 @@ def validate_request(request: Request, config: ProxyConfig) -> Response | None:
 
     Checks, in the RFC's order: reasonable syntax (step 1), URI scheme (step 2),
     Max-Forwards (step 3), loop detection (step 4) and Proxy-Require (step 5).
+    The response carries no To tag; the caller adds one.
     """
-    # RFC 3261 §16.3 step 1: reasonable syntax; the reason says what and where.
+    # RFC 3261 §16.3 step 1: reasonable syntax; the reason says what was wrong and where.
     try:
         request.validate()
     except ParseError as exc:
-        return (
-            make_response(request, exc.status, f"Bad Request ({exc})"[:200])
-            if _answerable(request)
-            else None
-        )
+        return make_response(request, exc.status, _reason(exc))
     # RFC 3261 §16.3 step 2: a Request-URI scheme we do not understand gets 416.
     if request.uri.scheme not in SCHEMES:
         return make_response(request, 416)
@@ -34,7 +36,7 @@ def validate_request(request: Request, config: ProxyConfig) -> Response | None:
     max_forwards = request.max_forwards
     if max_forwards == 0 and not (request.method == "OPTIONS" and config.is_self(request.uri)):
         return make_response(request, 483)
-    # RFC 3261 §16.3 step 4: a request carrying our own Via with the branch we would compute loops.
+    # RFC 3261 §16.3 step 4: a request carrying our Via with the branch we would compute loops.
     if is_loop(request, config):
         return make_response(request, 482)
     # RFC 3261 §16.3 step 5: Proxy-Require options we do not support get 420 with Unsupported.
@@ -42,24 +44,28 @@ def validate_request(request: Request, config: ProxyConfig) -> Response | None:
         str(tag) for tag in request.get_all("Proxy-Require") if str(tag) not in config.supported
     ]
     if unsupported:
-        return make_response(request, 420, headers=[("Unsupported", unsupported)])
+        return make_response(request, 420, headers=[("Unsupported", ", ".join(unsupported))])
     return None
 
 
-def _answerable(request: Request) -> bool:
-    try:
-        request.top_via, request.from_addr, request.to_addr, request.call_id, request.cseq  # noqa: B018
-    except ParseError:
-        return False
-    return True
+def _reason(exc: ParseError) -> str:
+    """``Bad Request (line 4: bad CSeq header: ...)``: the status's phrase and the problem."""
+    text = f"{reason_phrase(exc.status)} ({_UNSAFE.sub('?', str(exc))})"
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 4] + "...)"
 
 
 def loop_hash(request: Request, below: int = 0) -> str:
     """RFC 3261 §16.6 step 8: the part of our branch that detects loops.
 
-    A hash of the Request-URI, To tag, From tag, Call-ID, CSeq number and the
-    Via value ``below`` ours (the top Via of the request as we received it),
-    plus Proxy-Require and Proxy-Authorization as the RFC lists.
+    A hash of what decides how the request is processed, taken from the
+    request as it arrived (before §16.4 changes its Request-URI or Route):
+    the Request-URI, To tag, From tag, Call-ID, CSeq number, the Via value
+    ``below`` ours (the top Via of the request as we received it), Route,
+    Proxy-Require and Proxy-Authorization. The method is left out so that a
+    CANCEL hashes like its INVITE.
+
+    Raises:
+        ParseError: one of those headers cannot be read.
     """
     vias = request.via
     upstream = str(vias[below]) if below < len(vias) else ""
@@ -70,6 +76,7 @@ def loop_hash(request: Request, below: int = 0) -> str:
         request.call_id,
         str(request.cseq.number),
         upstream,
+        ",".join(str(v) for v in request.get_all("Route")),
         ",".join(str(v) for v in request.get_all("Proxy-Require")),
         ",".join(str(v) for v in request.get_all("Proxy-Authorization")),
     )
@@ -79,7 +86,11 @@ def loop_hash(request: Request, below: int = 0) -> str:
 
 
 def is_loop(request: Request, config: ProxyConfig) -> bool:
-    """RFC 3261 §16.3 step 4: one of our Vias carries the loop hash this request would get now."""
+    """RFC 3261 §16.3 step 4: one of our Vias carries the loop hash this request has now.
+
+    A request that comes back with a changed Request-URI, Route set or
+    anything else the hash covers is spiralling, not looping.
+    """
     vias = request.via
     for index, via in enumerate(vias):
         if (
@@ -87,8 +98,7 @@ def is_loop(request: Request, config: ProxyConfig) -> bool:
             or (via.port or 5060) not in config.local_ports
         ):
             continue
-        branch = via.branch or ""
-        parts = branch.split(".")
+        parts = (via.branch or "").split(".")
         if len(parts) >= 2 and parts[1] == loop_hash(request, index + 1):
             return True
     return False

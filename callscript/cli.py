@@ -11,6 +11,10 @@ COMMANDS = {
     "serve": "serve",
     "parse": "parse",
     "users": "users",
+    "check": "check",
+    "simulate": "simulate",
+    "policy": "policy",
+    "audit": "audit",
 }
 
 

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     _setup_logging(config.log_json, args.verbose)
     if config.uvloop:
         try:
-            import uvloop  # type: ignore[import-not-found]  # optional speed-up
+            import uvloop  # optional speed-up
         except ImportError:
             pass
         else:

@@ -10,11 +10,16 @@ import asyncio
 import logging
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from callscript.engine.config import ServerConfig
 from callscript.engine.driver import Driver
 from callscript.engine.router import Router, RoutingPolicy
+from callscript.engine.scripted import ScriptSettings
+from callscript.engine.scripthost import ScriptHost
 from callscript.errors import TransportError
+from callscript.sandbox.policy import find_policy
+from callscript.sandbox.pool import SandboxPool
 from callscript.sip.auth import DigestServer
 from callscript.sip.ids import IdSource, RandomIds
 from callscript.sip.proxy.config import ProxyConfig
@@ -39,6 +44,7 @@ class Server:
     transports: TransportManager | None = None
     driver: Driver | None = None
     router: Router | None = None
+    scripts: ScriptHost | None = None
     addresses: list[tuple[str, str, int]] = field(default_factory=list)
     _auth: dict[str, DigestServer] = field(default_factory=dict)
 
@@ -94,6 +100,14 @@ class Server:
                 )
             return server
 
+        if config.scripts_enabled:
+            sandbox_policy, where = find_policy(config.sandbox_policy)
+            log.info("sandbox policy from %s", where)
+            pool = SandboxPool(sandbox_policy, served_domains=config.domains)
+            self.scripts = ScriptHost(
+                Path(config.scripts_dir), sandbox_policy, pool, self.store.audit
+            )
+            await self.scripts.start()
         self.router = Router(
             driver,
             proxy_config,
@@ -103,6 +117,8 @@ class Server:
             auth_for=auth_for,
             resolver=_resolver(nameservers),
             ids=self.ids,
+            scripts=self.scripts,
+            script_settings=ScriptSettings(voicemail=config.voicemail, timezone=config.timezone),
         )
         driver.dispatch = self.router.dispatch
         transports.on_message = driver.on_message
@@ -134,6 +150,9 @@ class Server:
         """Close the listeners and the database."""
         if self.driver is not None:
             self.driver.close()
+        if self.scripts is not None:
+            await self.scripts.stop()
+            self.scripts = None
         if self.transports is not None:
             await self.transports.close()
         if self.store is not None:

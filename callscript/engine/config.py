@@ -52,6 +52,10 @@ class ServerConfig:
     advertise: str | None = None
     database: str = "callscript.db"
     scripts_dir: str = "user_scripts"
+    scripts_enabled: bool = True
+    sandbox_policy: str | None = None
+    voicemail: str = "sip:{user}@voicemail.{domain}"
+    timezone: str = "UTC"
     trusted_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     record_route: bool = True
     ring_timeout: float = 30.0
@@ -84,6 +88,14 @@ class ServerConfig:
             raise ConfigError("a tls listener needs tls.cert and tls.key")
         if not self.domains:
             raise ConfigError("serve at least one domain")
+        try:
+            from zoneinfo import ZoneInfo
+
+            ZoneInfo(self.timezone)
+        except (KeyError, ValueError) as exc:
+            raise ConfigError(f"unknown time zone {self.timezone!r}: {exc}") from None
+        if "\r" in self.voicemail or "\n" in self.voicemail:
+            raise ConfigError("scripts.voicemail must be one line")
 
 
 def load_config(path: str | Path | None, **overrides: Any) -> ServerConfig:
@@ -115,6 +127,11 @@ _KEYS: dict[str, tuple[str, Any]] = {
     "server.advertise": ("advertise", str),
     "server.database": ("database", str),
     "server.scripts_dir": ("scripts_dir", str),
+    "scripts.dir": ("scripts_dir", str),
+    "scripts.enabled": ("scripts_enabled", bool),
+    "scripts.policy": ("sandbox_policy", str),
+    "scripts.voicemail": ("voicemail", str),
+    "scripts.timezone": ("timezone", str),
     "server.trusted_networks": ("trusted_networks", lambda v: tuple(str(x) for x in v)),
     "server.record_route": ("record_route", bool),
     "server.ring_timeout": ("ring_timeout", float),

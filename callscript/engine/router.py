@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callscript.engine.driver import Driver
+from callscript.engine.scripted import ScriptedCall, ScriptSettings
+from callscript.engine.scripthost import ScriptHost
 from callscript.sip.auth import AuthStatus, DigestServer
 from callscript.sip.events import Peer
 from callscript.sip.ids import IdSource
@@ -91,6 +93,8 @@ class Router:
         resolver: Resolver,
         ids: IdSource,
         wall_clock: Callable[[], float] = time.time,
+        scripts: ScriptHost | None = None,
+        script_settings: ScriptSettings | None = None,
     ) -> None:
         self.driver = driver
         self.core = driver.core
@@ -102,7 +106,10 @@ class Router:
         self.resolver = resolver
         self.ids = ids
         self.wall_clock = wall_clock
+        self.scripts = scripts
+        self.script_settings = script_settings or ScriptSettings()
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._waiters: dict[str, asyncio.Future[ProxyCompleted]] = {}
         self._stateless: set[asyncio.Task[None]] = set()
         self.outcomes: dict[int, int] = {}
 
@@ -117,14 +124,21 @@ class Router:
                 task = asyncio.ensure_future(self._forward_stateless(event))
                 self._stateless.add(task)
                 task.add_done_callback(self._stateless.discard)
-            case ProxyCompleted(request=request, status=status, forwarded=True):
-                self._log_outcome(request, status)
+            case ProxyCompleted(ctx=ctx, request=request, status=status, forwarded=forwarded):
+                if forwarded:
+                    self._log_outcome(request, status)
+                waiter = self._waiters.pop(ctx, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(event)
             case RequestCancelled(ctx=ctx):
                 routing = self._tasks.get(ctx)
                 if routing is not None and not routing.done():
                     routing.cancel()
             case ContextClosed(ctx=ctx):
                 self._tasks.pop(ctx, None)
+                waiter = self._waiters.pop(ctx, None)
+                if waiter is not None and not waiter.done():
+                    waiter.cancel()
 
     def _spawn(self, ctx: str, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(self._guard(ctx, work))
@@ -175,6 +189,31 @@ class Router:
         self.core.proxy(ctx, groups, now=self.driver.now, ring_timeout=ring_timeout, final=final)
         self.driver.after_input()
 
+    async def proxy_and_wait(
+        self, ctx: str, groups: list[list[Target]], *, ring_timeout: float | None, final: bool
+    ) -> ProxyCompleted | None:
+        """Fork request ``ctx`` and wait for the outcome (``None`` when the request went away)."""
+        if self.core.context(ctx) is None:
+            return None
+        waiter: asyncio.Future[ProxyCompleted] = asyncio.get_running_loop().create_future()
+        self._waiters[ctx] = waiter
+        self.proxy(ctx, groups, ring_timeout=ring_timeout, final=final)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.cancelled() and self.core.context(ctx) is None:
+                return None
+            raise
+
+    def forward(self, ctx: str, response: Response) -> None:
+        """Send the caller a response a non-final proxy attempt ended with."""
+        context = self.core.context(ctx)
+        if context is None or context.final_sent:
+            return
+        self.core.forward_best(ctx, response, now=self.driver.now)
+        self._log_outcome(context.request, response.status)
+        self.driver.after_input()
+
     async def resolve(self, uri: URI) -> tuple[Peer, ...]:
         """RFC 3263 targets for ``uri`` (numeric hosts and explicit ports need no DNS)."""
         return tuple(await self.resolver.resolve(uri))
@@ -182,19 +221,58 @@ class Router:
     # -- routing -------------------------------------------------------------------------
 
     async def route(self, event: RoutingNeeded) -> None:
-        """Decide what request ``event.ctx`` does (the default routing)."""
-        request, ctx = event.request, event.ctx
+        """Decide what request ``event.ctx`` does: scripts first, then the default routing."""
+        request, ctx, source = event.request, event.ctx, event.source
         if event.in_dialog:
             await self._route_in_dialog(ctx, request)
-        elif request.method == "REGISTER":
-            self._register(ctx, request, event.source)
-        elif self.config.is_self(request.uri):
+            return
+        if request.method == "REGISTER":
+            self._register(ctx, request, source)
+            return
+        if self.config.is_self(request.uri):
             self._answer_self(ctx, request)
-        elif self.config.serves(request.uri):
-            if await self._allowed_from(ctx, request, event.source):
+            return
+        local_caller = self.config.serves(request.from_addr.uri)
+        trusted = self.policy.trusted(source)
+        # RFC 3261 §22.3: a request claiming one of our users must prove it (407) unless trusted.
+        if local_caller and not trusted and not self._authenticated_local(ctx, request):
+            return
+        for_us = self.config.serves(request.uri)
+        if not (for_us or local_caller or trusted):
+            # Never an open relay: strangers reach our users only.
+            self.reply(ctx, 403, "Relaying denied")
+            return
+        if local_caller and await self._run_script(ctx, request, request.from_addr.uri, "outgoing"):
+            return
+        if for_us:
+            if not await self._run_script(ctx, request, request.uri, "incoming"):
                 await self.route_local(ctx, request)
-        elif self.policy.trusted(event.source) or self._authenticated_local(ctx, request):
+        else:
             await self._relay(ctx, request)
+
+    async def _run_script(self, ctx: str, request: Request, owner: URI, direction: str) -> bool:
+        """Run the owner's script for ``request``; False when it leaves the call to default routing."""
+        if self.scripts is None or request.method in ("ACK", "CANCEL"):
+            return False
+        script = self.scripts.lookup(owner)
+        if script is None:
+            return False
+        contacts = [b.contact for b in self.location.bindings(owner.aor, now=self.wall_clock())]
+        call = ScriptedCall(
+            self,
+            self.scripts.pool,
+            self.scripts.audit,
+            self.script_settings,
+            ctx=ctx,
+            request=request,
+            script=script,
+            direction=direction,
+            contacts=contacts,
+            wall_clock=self.wall_clock,
+        )
+        disposition = await call.run()
+        # Default: route as if there were no script (for an outgoing script: go on to the callee).
+        return disposition is None
 
     def _answer_self(self, ctx: str, request: Request) -> None:
         if request.method == "OPTIONS":
@@ -247,13 +325,6 @@ class Router:
             uri.user is not None
             and self.accounts.get(uri.user, self.auth_for(uri.host).realm) is not None
         )
-
-    async def _allowed_from(self, ctx: str, request: Request, source: Peer) -> bool:
-        # RFC 3261 §22.3: a request claiming to come from one of our users must prove it (407).
-        from_uri = request.from_addr.uri
-        if self.policy.trusted(source) or not self.config.serves(from_uri):
-            return True
-        return self._authenticated_local(ctx, request)
 
     def _authenticated_local(self, ctx: str, request: Request) -> bool:
         """Digest-check a request from a local user; answers 407/403 itself when it fails."""

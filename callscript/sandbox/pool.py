@@ -30,7 +30,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +156,8 @@ class SandboxPool:
         self.command = tuple(command) if command is not None else (sys.executable, *WORKER_COMMAND)
         self.stats = PoolStats()
         self.quarantine = Quarantine()
+        # Told (script name, digest) when a script version goes into quarantine (for the audit log).
+        self.on_quarantine: Callable[[str, str], None] | None = None
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._slots: list[asyncio.Task[None]] = []
         self._seed = str(secrets.randbelow(1 << 32))
@@ -393,6 +395,8 @@ class SandboxPool:
                 version = (job.script.name, job.script.digest)
                 if self.quarantine.record(version, job.rules, now=now):
                     self.stats.quarantined += 1
+                    if self.on_quarantine is not None:
+                        self.on_quarantine(job.script.name, job.script.digest)
         if not job.done.done():
             job.done.set_result(result)
 

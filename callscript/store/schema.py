@@ -90,4 +90,29 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+_AUDIT = """
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at DOUBLE PRECISION NOT NULL,
+    owner TEXT NOT NULL,
+    script TEXT NOT NULL,
+    version TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    line INTEGER,
+    message TEXT NOT NULL,
+    call_id TEXT
+)"""
+
+MIGRATIONS += (
+    Migration(
+        2,
+        "audit log of script loads, rejects, violations and quarantines",
+        (
+            _AUDIT,
+            "CREATE INDEX audit_by_owner ON audit (owner, id)",
+            "CREATE INDEX audit_by_kind ON audit (kind, id)",
+        ),
+    ),
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1].version

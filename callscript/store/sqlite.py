@@ -19,6 +19,7 @@ from callscript.store.base import (
     order_bindings,
     parse_contact,
 )
+from callscript.store.audit import SqliteAuditLog
 from callscript.store.sqlite_accounts import SqliteAccountStore
 from callscript.store.sqlite_db import Database, Transaction, as_float, as_int, migrate
 
@@ -46,6 +47,7 @@ class SqliteStore:
             raise
         self._location = SqliteLocationStore(self._db)
         self._accounts = SqliteAccountStore(self._db)
+        self._audit = SqliteAuditLog(self._db)
 
     @property
     def location(self) -> SqliteLocationStore:
@@ -56,6 +58,11 @@ class SqliteStore:
     def accounts(self) -> SqliteAccountStore:
         """The digest accounts."""
         return self._accounts
+
+    @property
+    def audit(self) -> SqliteAuditLog:
+        """The audit log."""
+        return self._audit
 
     def close(self) -> None:
         """Close the connection; the stores must not be used afterwards."""

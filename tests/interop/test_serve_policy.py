@@ -155,19 +155,19 @@ def test_tls_listener_answers_options(tmp_path: Path) -> None:
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # a throwaway certificate made for this test
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-            with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                local = tls.getsockname()[1]
-                request = _request(
-                    "OPTIONS", f"sip:127.0.0.1:{port}", from_uri="sip:probe@127.0.0.1", port=local
-                )
-                data = bytes(request).replace(b"SIP/2.0/UDP", b"SIP/2.0/TLS", 1)
-                tls.sendall(data)
-                received = b""
-                while b"\r\n\r\n" not in received:
-                    chunk = tls.recv(65535)
-                    assert chunk, "connection closed without an answer"
-                    received += chunk
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with raw, context.wrap_socket(raw, server_hostname="localhost") as tls:
+            local = tls.getsockname()[1]
+            request = _request(
+                "OPTIONS", f"sip:127.0.0.1:{port}", from_uri="sip:probe@127.0.0.1", port=local
+            )
+            data = bytes(request).replace(b"SIP/2.0/UDP", b"SIP/2.0/TLS", 1)
+            tls.sendall(data)
+            received = b""
+            while b"\r\n\r\n" not in received:
+                chunk = tls.recv(65535)
+                assert chunk, "connection closed without an answer"
+                received += chunk
         response = parse_message(received)
         assert isinstance(response, Response) and response.status == 200
     finally:

@@ -116,12 +116,10 @@ def test_every_rfc4475_message_gets_an_allowed_answer_over_udp(server: ServerPro
                 problems.append(f"{row['name']}: a response was answered: {reply[:60]!r}")
             continue
         if reply is None:
-            if row["server_answer"].startswith(("400", "505", "416", "420", "483", "501")):
-                # No Call-ID (insuf), no header end (baddn, test), unusable lengths: nothing to echo.
-                if row["name"] not in ("baddn", "ncl", "test", "clerr", "insuf"):
-                    problems.append(
-                        f"{row['name']}: no answer, expected {row['server_answer'][:40]}"
-                    )
+            # No Call-ID (insuf), no header end (baddn, test), unusable lengths: nothing to echo.
+            expected = row["server_answer"].startswith(("400", "505", "416", "420", "483", "501"))
+            if expected and row["name"] not in ("baddn", "ncl", "test", "clerr", "insuf"):
+                problems.append(f"{row['name']}: no answer, expected {row['server_answer'][:40]}")
             continue
         status = _status(reply)
         if row["parser"] == "reject" and row.get("liberal_ok") == "no" and status < 400:

@@ -33,8 +33,12 @@ REASONS = MappingProxyType(
 
 
 def reason_phrase(status: int) -> str:
-    """The RFC's reason phrase for ``status``, or a generic one for its class."""
-    return REASONS.get(status) or REASONS.get(status - status % 100, "Unknown")
+    """The RFC's reason phrase for ``status``, or the one of the code its class falls back to."""
+    text = REASONS.get(status)
+    if text is not None:
+        return text
+    # RFC 3261 §8.1.3.2: an unknown final code counts as x00 of its class, an unknown 1xx as 183.
+    return REASONS.get(183 if status < 200 else status - status % 100, "Unknown")
 
 
 def make_response(

@@ -44,7 +44,7 @@ def validate_request(request: Request, config: ProxyConfig) -> Response | None:
         str(tag) for tag in request.get_all("Proxy-Require") if str(tag) not in config.supported
     ]
     if unsupported:
-        return make_response(request, 420, headers=[("Unsupported", ", ".join(unsupported))])
+        return make_response(request, 420, headers=[("Unsupported", unsupported)])
     return None
 
 

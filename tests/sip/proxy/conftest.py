@@ -29,7 +29,7 @@ from callscript.sip.events import (
 )
 from callscript.sip.headers import CSeq
 from callscript.sip.ids import CountingIds
-from callscript.sip.message import Request, Response
+from callscript.sip.message import Request, Response, parse_message
 from callscript.sip.proxy.config import ProxyConfig
 from callscript.sip.proxy.context import Target
 from callscript.sip.proxy.core import ProxyCore
@@ -86,6 +86,13 @@ def request(
     ]
     fields += list(headers)
     return Request(method, uri, fields)
+
+
+def parse_request(data: bytes) -> Request:
+    """Parse ``data``, which must be a request."""
+    message = parse_message(data)
+    assert isinstance(message, Request)
+    return message
 
 
 def conformance_dir() -> Path | None:
@@ -245,11 +252,15 @@ class Caller:
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One response of a callee's script: ``status`` sent ``at`` seconds after the request."""
+    """One response of a callee's script: ``status`` sent ``at`` seconds after the request.
+
+    ``only_top_via``: a broken callee that echoes the top Via alone.
+    """
 
     status: int
     at: float = 0.0
     headers: tuple[tuple[str, object], ...] = ()
+    only_top_via: bool = False
 
 
 class Callee:
@@ -313,6 +324,8 @@ class Callee:
             response.add("Contact", Address(URI("sip", user="bob", host=node.host, port=node.port)))
         for name, value in answer.headers:
             response.add(name, value)
+        if answer.only_top_via:
+            response["Via"] = response.top_via
         node.layer.send_response(key, response, now=now)
         if message.method == "INVITE" and answer.status // 100 == 2:
             t1 = self.timers.t1

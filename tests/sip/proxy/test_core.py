@@ -118,6 +118,19 @@ def test_responses_lose_the_proxy_via_and_keep_the_callers(sim: Sim) -> None:
         assert [v.host for v in message.via] == [CALLER_HOST]
 
 
+def test_response_echoing_only_our_via_still_reaches_the_caller(sim: Sim) -> None:
+    """RFC 3261 §16.7 step 3: a response left with no Via gets the request's Vias, not dropped."""
+    b1 = sim.callee("b1", B1, Answer(180, only_top_via=True), Answer(486, only_top_via=True))
+    sim.fork([target(b1)])
+    sim.call()
+    sim.run()
+    assert sim.caller.statuses() == [100, 180, 486]
+    for message in sim.messages_to(CALLER_HOST):
+        assert isinstance(message, Response)
+        assert [v.branch for v in message.via] == ["z9hG4bKuac-b1"]
+    assert_all_gone(sim)
+
+
 def test_2xx_ack_is_forwarded_statelessly_to_the_contact(sim: Sim) -> None:
     """RFC 3261 §16.11: the ACK for a 2xx matches no transaction and is forwarded statelessly."""
     b1 = sim.callee("b1", B1, 200)
@@ -457,7 +470,7 @@ def test_503_moves_the_branch_to_the_next_peer(sim: Sim) -> None:
     assert sim.sent_to(B1) == [(0.0, "INVITE"), (0.0, "ACK")]
     assert sim.sent_to(B2) == [(0.0, "INVITE"), (1.0, "ACK")]
     first, second = (m for m in sim.net.sent if m.sender == "proxy" and m.label == "INVITE")
-    assert first.out.message.top_via.branch != second.out.message.top_via.branch  # type: ignore[union-attr]
+    assert first.out.message.top_via.branch != second.out.message.top_via.branch
     assert sim.caller.statuses() == [100, 180, 200]
     assert_all_gone(sim)
 

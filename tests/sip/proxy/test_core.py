@@ -681,4 +681,5 @@ def test_contexts_close_and_memory_stays_bounded_after_many_calls(clock: FakeClo
     want["call-59"] = 408  # its CANCEL would have come after the last call: Timer C ends it
     assert finals == want
     assert_all_gone(sim)
-    assert sim.core._branches == {} and sim.core._timers == []
+    forking = sim.core._forking
+    assert forking.branches == {} and len(forking) == 0

@@ -136,6 +136,12 @@ class SystemRun:
         passed = [s.rate for s in self.steps if s.verdict == "held"]
         return max(passed) if passed else None
 
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for step, values in zip(self.steps, data["steps"], strict=True):
+            values["verdict"] = step.verdict
+        return data | {"best_rate": self.best_rate}
+
 
 # ---------------------------------------------------------------- the host
 
@@ -178,8 +184,8 @@ def tree_ticks(root: int) -> int:
 
 
 def host_busy_ticks() -> int:
-    """Ticks all CPUs spent outside idle and iowait since boot."""
-    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    """Ticks all CPUs spent running something since boot: user, nice, system, irq, softirq."""
+    values = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
     return sum(values) - values[3] - values[4]
 
 
@@ -530,7 +536,7 @@ def start_profile(proxy: Proxy, work: Path, seconds: float) -> subprocess.Popen[
         return None
     return subprocess.Popen(
         [spy, "record", "--pid", str(proxy.process.pid), "--duration", str(max(1, int(seconds))),
-         "--format", "raw", "--nonblocking", "--output", str(work / "profile.txt")],
+         "--format", "raw", "--nonblocking", "--rate", "250", "--output", str(work / "profile.txt")],
         stdout=(work / "py-spy.out").open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -741,7 +747,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "host": {"node": platform.node(), "cpus": os.cpu_count(), "platform": platform.platform()},
             "settings": {k: v for k, v in vars(args).items() if k != "json"},
             "notes": notes,
-            "systems": {n: asdict(r) | {"best_rate": r.best_rate} for n, r in runs.items()},
+            "systems": {n: r.to_json() for n, r in runs.items()},
             "summary": data,
         }, indent=2))  # fmt: skip
     return 0

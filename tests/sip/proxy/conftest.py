@@ -321,7 +321,14 @@ class Callee:
     def _respond(self, node: Node, key: str, message: Request, answer: Answer, now: float) -> None:
         response = make_response(message, answer.status, to_tag=f"{self.name}-tag")
         if message.method == "INVITE" and answer.status // 100 in (1, 2):
-            response.add("Contact", Address(URI("sip", user="bob", host=node.host, port=node.port)))
+            transport = message.top_via.transport
+            params = {"transport": transport.lower()} if transport != "UDP" else {}
+            contact = URI("sip", user="bob", host=node.host, port=node.port, params=params)
+            response.add("Contact", Address(contact))
+            # RFC 3261 §12.1.1: the dialog's route set comes back in the response.
+            record_route = message.get_all("Record-Route")
+            if record_route:
+                response["Record-Route"] = record_route
         for name, value in answer.headers:
             response.add(name, value)
         if answer.only_top_via:

@@ -20,6 +20,7 @@ from callscript.sip.proxy.events import (
     RequestCancelled,
     RoutingNeeded,
 )
+from callscript.sip.proxy.route import next_hop
 from callscript.sip.timers import TimerConfig
 from callscript.sip.uri import URI
 from callscript.sip.via import Via
@@ -27,8 +28,10 @@ from tests.sip.proxy.conftest import (
     CALLER_HOST,
     PROXY_HOST,
     Answer,
+    Route,
     Sim,
     dead,
+    peer_of,
     proxy_config,
     request,
     target,
@@ -683,3 +686,126 @@ def test_contexts_close_and_memory_stays_bounded_after_many_calls(clock: FakeClo
     assert_all_gone(sim)
     forking = sim.core._forking
     assert forking.branches == {} and len(forking) == 0
+
+
+# -- more flows ------------------------------------------------------------------------------------
+
+
+def in_dialog_or(groups: list[list[Target]]) -> Route:
+    """Route new requests to ``groups`` and in-dialog ones to their next hop, as the engine does."""
+
+    def route(core: ProxyCore, event: RoutingNeeded, now: float) -> None:
+        if event.in_dialog:
+            hop = next_hop(event.request)
+            core.proxy(event.ctx, [[Target(None, (peer_of(hop),))]], now=now)
+        else:
+            core.proxy(event.ctx, groups, now=now)
+
+    return route
+
+
+def test_bye_follows_the_double_record_route_back_through_the_proxy(
+    sim: Sim, clock: FakeClock
+) -> None:
+    """RFC 3261 §16.4: an in-dialog request loses both of our Route values and goes to the contact."""
+    b1 = sim.callee("b1", B1, 180, 200)
+    sim.route(in_dialog_or([[target(b1, transport="TCP")]]))
+    sim.call()
+    sim.run(until=1.0)
+    [invite] = [m for m in sim.messages_to(B1) if isinstance(m, Request) and m.method == "INVITE"]
+    assert [str(a.uri) for a in invite.get_all("Record-Route")] == [  # type: ignore[attr-defined]
+        f"sip:{PROXY_HOST}:5060;transport=tcp;lr",
+        f"sip:{PROXY_HOST}:5060;lr",
+    ]
+    [ack] = sim.caller.acks
+    assert len(ack.get_all("Route")) == 2
+    clock.now = 5.0
+    bye = ack.copy()
+    bye.method = "BYE"
+    bye["CSeq"] = CSeq(2, "BYE")
+    bye.set_top("Via", Via("UDP", CALLER_HOST, 5060, {"branch": "z9hG4bK-bye"}))
+    sim.caller.send(sim.uac, bye, now=clock.now)
+    sim.run()
+    [(_, received)] = [(t, r) for t, r in sim.callees["b1"].requests if r.method == "BYE"]
+    assert "Route" not in received and "Record-Route" not in received
+    assert str(received.uri) == f"sip:bob@{B1}:5060;transport=tcp"
+    assert sim.caller.statuses("BYE") == [200]
+    assert_all_gone(sim)
+
+
+def test_caller_cancel_before_the_callee_rang_waits_for_its_provisional(
+    sim: Sim, clock: FakeClock
+) -> None:
+    """RFC 3261 §9.1: the proxy's CANCEL waits until the branch has had a provisional response."""
+    b1 = sim.callee("b1", B1, Answer(180, at=2))
+    sim.fork([target(b1)])
+    sim.call()
+    sim.run(until=1.0)
+    clock.now = 1.0
+    sim.caller.cancel(sim.uac, clock.now)
+    sim.run()
+    assert sim.sent_to(B1) == [
+        (0.0, "INVITE"),
+        (0.5, "INVITE"),
+        (1.5, "INVITE"),
+        (2.0, "CANCEL"),
+        (2.0, "ACK"),
+    ]
+    assert sim.sent_to(CALLER_HOST) == [
+        (0.0, "100 INVITE"),
+        (1.0, "200 CANCEL"),
+        (2.0, "180 INVITE"),
+        (2.0, "487 INVITE"),
+    ]
+    assert_all_gone(sim)
+
+
+def test_forked_non_invite_forwards_one_final_response(sim: Sim) -> None:
+    """RFC 3261 §16.7 step 5: only 2xx to INVITE go upstream after the first final response."""
+    b1 = sim.callee("b1", B1)
+    b2 = sim.callee("b2", B2)
+    sim.fork([target(b1), target(b2)])
+    sim.caller.send(sim.uac, request("MESSAGE", branch="z9hG4bK-m1"), now=0.0)
+    sim.run()
+    assert sim.sent_to(B1) == [(0.0, "MESSAGE")] and sim.sent_to(B2) == [(0.0, "MESSAGE")]
+    assert sim.sent_to(CALLER_HOST) == [(0.0, "200 MESSAGE")]  # no CANCEL for a non-INVITE
+    assert completed(sim) == [(200, True)]
+    assert_all_gone(sim)
+
+
+def test_caller_cancel_while_the_engine_decides_after_final_false(
+    sim: Sim, clock: FakeClock
+) -> None:
+    """RFC 3261 §16.10: with nothing pending downstream a CANCEL ends the request with 487."""
+    b1 = sim.callee("b1", B1, 486)
+    sim.fork([target(b1)], final=False)
+    sim.call()
+    sim.run(until=1.0)
+    clock.now = 1.0
+    sim.caller.cancel(sim.uac, clock.now)
+    sim.run(until=1.0)
+    assert sim.sent_to(CALLER_HOST) == [
+        (0.0, "100 INVITE"),
+        (1.0, "200 CANCEL"),
+        (1.0, "487 INVITE"),
+    ]
+    [done] = sim.engine.of(ProxyCompleted)
+    sim.core.forward_best(done.ctx, done.response, now=clock.now)  # type: ignore[attr-defined]
+    sim.run()
+    assert sim.caller.statuses() == [100, 487]
+    assert_all_gone(sim)
+
+
+def test_engine_answers_itself_and_the_context_closes(sim: Sim) -> None:
+    """RFC 3261 §16.2: the engine may answer a request itself; the response gets a To tag."""
+
+    def route(core: ProxyCore, event: RoutingNeeded, now: float) -> None:
+        core.reply(event.ctx, 404, headers=[("Warning", '399 proxy "no such user"')], now=now)
+
+    sim.route(route)
+    sim.call()
+    sim.run()
+    [(_, final)] = [(t, r) for t, r in sim.caller.responses if r.status == 404]
+    assert final.to_addr.tag == "ptag1" and final.reason == "Not Found"
+    assert kinds(sim) == [(0.0, "RoutingNeeded"), (5.0, "ContextClosed")]
+    assert_all_gone(sim)

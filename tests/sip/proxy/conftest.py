@@ -322,7 +322,9 @@ class Callee:
         response = make_response(message, answer.status, to_tag=f"{self.name}-tag")
         if message.method == "INVITE" and answer.status // 100 in (1, 2):
             transport = message.top_via.transport
-            params = {"transport": transport.lower()} if transport != "UDP" else {}
+            params: dict[str, str | None] = {}
+            if transport != "UDP":
+                params["transport"] = transport.lower()
             contact = URI("sip", user="bob", host=node.host, port=node.port, params=params)
             response.add("Contact", Address(contact))
             # RFC 3261 §12.1.1: the dialog's route set comes back in the response.

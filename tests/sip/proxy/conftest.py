@@ -358,8 +358,10 @@ class Callee:
         due = sorted((d for d in self._due if d[0] <= now), key=lambda d: d[0])
         self._due = [d for d in self._due if d[0] > now]
         for _, key, message, answer in due:
-            if answer.status >= 200 and self._pending.pop(message.call_id, None) is None:
+            if message.call_id not in self._pending:
                 continue  # cancelled (487 sent) or already answered
+            if answer.status >= 200:
+                del self._pending[message.call_id]
             self._respond(node, key, message, answer, now)
 
 

@@ -7,6 +7,9 @@ to deadline.
 
 from __future__ import annotations
 
+import pytest
+
+from callscript.sip.errors import LocalProtocolError
 from callscript.sip.events import Peer
 from callscript.sip.headers import CSeq
 from callscript.sip.ids import CountingIds
@@ -809,3 +812,102 @@ def test_engine_answers_itself_and_the_context_closes(sim: Sim) -> None:
     assert final.to_addr.tag == "ptag1" and final.reason == "Not Found"
     assert kinds(sim) == [(0.0, "RoutingNeeded"), (5.0, "ContextClosed")]
     assert_all_gone(sim)
+
+
+def test_caller_cancel_to_a_callee_that_never_ends_the_invite_gets_408(
+    sim: Sim, clock: FakeClock
+) -> None:
+    """RFC 3261 §9.1: 64*T1 after the CANCEL the branch is given up and counts as 408."""
+    b1 = sim.callee("b1", B1, 180, Answer(183, at=5))
+    sim.callees["b1"].ignore_cancel = True
+    sim.fork([target(b1)])
+    sim.call()
+    sim.run(until=1.0)
+    clock.now = 1.0
+    sim.caller.cancel(sim.uac, clock.now)
+    sim.run()
+    assert sim.sent_to(B1) == [(0.0, "INVITE"), (1.0, "CANCEL")]
+    assert sim.sent_to(CALLER_HOST) == [
+        (0.0, "100 INVITE"),
+        (0.0, "180 INVITE"),
+        (1.0, "200 CANCEL"),
+        (5.0, "183 INVITE"),  # the branch is still live: its provisionals go up
+        (33.0, "408 INVITE"),
+    ]
+    assert completed(sim) == [(408, True)]
+    assert_all_gone(sim)
+
+
+def test_provisional_of_a_branch_given_up_is_not_forwarded(sim: Sim) -> None:
+    """RFC 3261 §16.7 step 5: once a branch counts as failed, its late provisionals stay here."""
+    b1 = sim.callee("b1", B1, 180, Answer(183, at=6))
+    sim.callees["b1"].ignore_cancel = True
+    b2 = sim.callee("b2", B2, 180)
+    sim.fork([target(b1)], [target(b2)], ring_timeout=5)
+    sim.call()
+    sim.run(until=7.0)
+    assert sim.sent_to(CALLER_HOST) == [
+        (0.0, "100 INVITE"),
+        (0.0, "180 INVITE"),
+        (5.0, "180 INVITE"),
+    ]
+
+
+def test_callee_vanishing_after_it_rang_leaves_nothing_behind(sim: Sim, clock: FakeClock) -> None:
+    """RFC 3261 §9.1: a CANCEL that times out and an INVITE never answered are both given up."""
+    b1 = sim.callee("b1", B1, 180)
+    sim.fork([target(b1)], ring_timeout=5)
+    sim.call()
+    sim.run(until=1.0)
+    del sim.net.nodes[(B1, 5060)]  # the callee is gone: nothing it is sent arrives
+    sim.run()
+    cancels = [t for t, label in sim.sent_to(B1) if label == "CANCEL"]
+    assert cancels == [5.0, 5.5, 6.5, 8.5, 12.5, 16.5, 20.5, 24.5, 28.5, 32.5, 36.5]
+    assert sim.sent_to(CALLER_HOST)[-1] == (5.0, "408 INVITE")
+    assert_all_gone(sim)
+
+
+def test_cancel_after_the_final_response_changes_nothing(sim: Sim, clock: FakeClock) -> None:
+    """RFC 3261 §16.10: a CANCEL after the final response gets 200 and has no effect."""
+    b1 = sim.callee("b1", B1, 180, Answer(200, at=1))
+    sim.fork([target(b1)])
+    sim.call()
+    sim.run(until=2.0)
+    clock.now = 2.0
+    cancel = request("CANCEL", branch=sim.caller.keys["call-1"].split()[1])
+    sim.uac.layer.send_stateless(cancel, Peer("UDP", PROXY_HOST, 5060))
+    sim.run()
+    assert (2.0, "200 CANCEL") in sim.sent_to(CALLER_HOST)
+    assert sim.sent_to(B1) == [(0.0, "INVITE"), (1.0, "ACK")]
+    assert sim.engine.of(RequestCancelled) == []
+    assert_all_gone(sim)
+
+
+def test_caller_vanishing_before_its_ack_still_closes_the_context(sim: Sim) -> None:
+    """RFC 3261 §17.2.1: Timer H gives up on the ACK for a non-2xx; the context closes."""
+    b1 = sim.callee("b1", B1, Answer(486, at=1))
+    sim.fork([target(b1)])
+    sim.call()
+    sim.run(until=0.5)
+    del sim.net.nodes[(CALLER_HOST, 5060)]
+    sim.run()
+    finals = [t for t, label in sim.sent_to(CALLER_HOST) if label == "486 INVITE"]
+    assert finals == [1.0, 1.5, 2.5, 4.5, 8.5, 12.5, 16.5, 20.5, 24.5, 28.5, 32.5]
+    assert kinds(sim)[-1] == (33.0, "ContextClosed")
+    assert_all_gone(sim)
+
+
+def test_proxy_needs_targets_and_one_call_at_a_time(sim: Sim, clock: FakeClock) -> None:
+    """RFC 3261 §16.5: the target set is not empty; a second proxy() waits for the first to end."""
+    b1 = sim.callee("b1", B1, 180)
+    sim.call()
+    sim.run(until=0.0)
+    ctx = sim.engine.of(RoutingNeeded)[0].ctx  # type: ignore[attr-defined]
+    assert sim.core.context(ctx) is not None
+    with pytest.raises(ValueError, match="at least one target"):
+        sim.core.proxy(ctx, [[]], now=clock.now)
+    sim.core.proxy(ctx, [[target(b1)]], now=clock.now)
+    with pytest.raises(LocalProtocolError, match="already being proxied"):
+        sim.core.proxy(ctx, [[target(b1)]], now=clock.now)
+    with pytest.raises(KeyError):
+        sim.core.proxy("no such context", [[target(b1)]], now=clock.now)

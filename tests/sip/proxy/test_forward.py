@@ -219,3 +219,14 @@ def test_our_via_is_recognised_by_host_and_port(config: ProxyConfig) -> None:
     assert not is_our_via(Via("UDP", PROXY_HOST, 5070), config)
     assert not is_our_via(Via("TLS", PROXY_HOST, None), config)  # TLS defaults to 5061
     assert not is_our_via(Via("UDP", "192.0.2.99", 5060), config)
+
+
+def test_retarget_via_leaves_other_vias_alone(config: ProxyConfig) -> None:
+    """RFC 3261 §16.11: only the Via the proxy pushed on a stateless ACK is rewritten."""
+    foreign = request("ACK", via="SIP/2.0/UDP 192.0.2.50;branch=z9hG4bKsl.x")
+    retarget_via(foreign, TCP_PEER, config)
+    assert foreign.top_via.transport == "UDP"
+    raw = bytes(request("ACK")).replace(b"Via: SIP/2.0/UDP 192.0.2.10;", b"Via: SIP/2.0/UDP ;")
+    broken = parse_message(raw)
+    retarget_via(broken, TCP_PEER, config)  # an unreadable Via is left for the next hop
+    assert bytes(broken) == raw

@@ -302,3 +302,10 @@ def test_ok_response_without_bindings_has_no_contact() -> None:
     """RFC 3261 §10.3 step 8: nothing registered, no Contact."""
     response = ok_response(register(), [], now=0.0, tag="okt")
     assert "Contact" not in response
+
+
+def test_stored_contact_that_cannot_be_read_matches_nothing() -> None:
+    """RFC 3261 §10.3 step 7: a damaged stored binding never blocks a registration."""
+    current = [Stored("not a uri", cseq=9)]
+    decision = decide(register("<sip:bob@192.0.2.21>", cseq=1), current)
+    assert decision.error is None and len(decision.saves) == 1

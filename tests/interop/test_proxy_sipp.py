@@ -173,7 +173,7 @@ def test_registered_sipp_receives_calls_through_the_location_service(
 def test_register_with_a_wrong_password_is_challenged_again(
     peers: Peers, server: ServerProcess, tmp_path: Path
 ) -> None:
-    """RFC 3261 §22.4: credentials that do not verify get a new 401, never a 200."""
+    """RFC 3261 §10.3 step 3: the registrar challenges, and credentials that do not verify get a new 401."""
     add_user(server.db, "bob@example.com", "s3cret")
     register = peers.sipp(
         "register.xml",

@@ -172,3 +172,50 @@ def test_tls_listener_answers_options(tmp_path: Path) -> None:
         assert isinstance(response, Response) and response.status == 200
     finally:
         assert server.stop() == 0
+
+
+def _register(
+    sock: socket.socket, server: ServerProcess, user: str, *, n: int, extra=()
+) -> Response:  # type: ignore[no-untyped-def]
+    port = sock.getsockname()[1]
+    request = _request(
+        "REGISTER", "sip:example.com", from_uri=f"sip:{user}@example.com", port=port, n=n
+    )
+    request["To"] = f"<sip:{user}@example.com>"
+    for name, value in extra:
+        request.add(name, value)
+    return _final(sock, request, ("127.0.0.1", server.port))
+
+
+def test_register_with_an_unsupported_require_gets_420(untrusted: ServerProcess) -> None:
+    """RFC 3261 §10.3 step 2: a registrar refuses extensions it does not know with 420 and Unsupported."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        response = _register(sock, untrusted, "alice", n=1, extra=[("Require", "teleportation")])
+    assert response.status == 420
+    assert [str(v) for v in response.get_all("Unsupported")] == ["teleportation"]
+
+
+def test_a_user_cannot_register_someone_elses_address(untrusted: ServerProcess) -> None:
+    """RFC 3261 §10.3 step 4: credentials of bob do not let him change alice's bindings (403)."""
+    add_user(untrusted.db, "alice@example.com", "wonderland")
+    add_user(untrusted.db, "bob@example.com", "builder")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        challenge = _register(sock, untrusted, "alice", n=1)
+        assert challenge.status == 401
+        offer = pick_challenge(challenge)
+        assert offer is not None
+        credentials = digest_response(
+            offer,
+            method="REGISTER",
+            uri="sip:example.com",
+            username="bob",
+            password="builder",
+            cnonce="c",
+            nc=1,
+        )
+        response = _register(sock, untrusted, "alice", n=2, extra=[("Authorization", credentials)])
+    assert response.status == 403

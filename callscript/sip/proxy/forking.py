@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 from callscript.sip.events import Peer
 from callscript.sip.ids import IdSource
-from callscript.sip.message import Response
+from callscript.sip.message import Request, Response
 from callscript.sip.proxy.config import ProxyConfig
 from callscript.sip.proxy.context import (
     Branch,
@@ -46,6 +46,7 @@ from callscript.sip.proxy.context import (
 )
 from callscript.sip.proxy.events import ProxyCompleted, ProxyEvent
 from callscript.sip.proxy.forward import forward_copy
+from callscript.sip.receive import request_transport
 from callscript.sip.reply import make_response
 from callscript.sip.transaction.layer import TransactionLayer
 
@@ -272,20 +273,28 @@ class Forking:
             self._push(ctx.ring_deadline, _Timer.RING, ctx, None, "")
 
     def _send_branch(self, ctx: ResponseContext, branch: Branch, now: float) -> None:
-        copy = forward_copy(
+        peer = branch.peer
+        copy = self._copy_for(ctx, branch, peer)
+        # RFC 3261 §18.1.1: a request larger than 1300 bytes goes over TCP instead of UDP.
+        if peer.transport == "UDP" and request_transport(len(bytes(copy)), peer) == "TCP":
+            peer = Peer("TCP", peer.host, peer.port)
+            copy = self._copy_for(ctx, branch, peer)
+        key = self.layer.send_request(copy, peer, now=now)
+        branch.key = key
+        self.branches[key] = (ctx, branch)
+        if ctx.request.method == "INVITE":
+            self._set_timer_c(ctx, branch, now)
+
+    def _copy_for(self, ctx: ResponseContext, branch: Branch, peer: Peer) -> Request:
+        return forward_copy(
             ctx.request,
             branch.target.uri,
-            branch.peer,
+            peer,
             ctx.source.transport,
             self.config,
             suffix=f"{branch.index}.{branch.peer_index}",
             loop=ctx.loop_hash,
         )
-        key = self.layer.send_request(copy, branch.peer, now=now)
-        branch.key = key
-        self.branches[key] = (ctx, branch)
-        if ctx.request.method == "INVITE":
-            self._set_timer_c(ctx, branch, now)
 
     def _failover(self, ctx: ResponseContext, branch: Branch, now: float) -> None:
         branch.peer_index += 1
@@ -358,8 +367,6 @@ class Forking:
         finished = branch.state is not BranchState.DONE
         if finished:
             self._finish_branch(ctx, branch, self._made_up(ctx, 408))
-        # The layer ends a client transaction only on its own events; a transport error is the
-        # one input that terminates it in Proceeding. Its TransportFailed finds the branch done.
-        self.layer.handle_transport_error(key, now=now)
+        self.layer.terminate(key)
         if finished:
             self._check_complete(ctx, now)

@@ -135,6 +135,14 @@ class TransactionLayer:
         if txn is not None:
             txn.transport_error(now=now)
 
+    def terminate(self, key: str) -> None:
+        """End transaction ``key`` now, silently: its TU gave up on it (RFC 3261 §9.1, no
+        final response 64*T1 after a CANCEL). Its timers stop; ``TransactionTerminated`` follows."""
+        txn: Transaction | None = self._clients.get(key) or self._servers.get(key)
+        if txn is not None and not txn.terminated:
+            txn.timers.clear()
+            txn._end()
+
     # -- TU actions --------------------------------------------------------------------
 
     def send_request(self, request: Request, peer: Peer, *, now: float) -> str:

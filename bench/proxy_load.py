@@ -57,6 +57,22 @@ TICKS = os.sysconf("SC_CLK_TCK")
 KAMAILIO_SHM_MB = 1024
 SYSCTLS = ("net.core.rmem_max", "net.core.wmem_max", "net.core.rmem_default")
 RTDS = (("invite100", "INVITE->100"), ("invite200", "INVITE->200"))
+# callscript runs under this bootstrap (with --gc-log, the default): it logs every garbage
+# collection that takes >= 5 ms, so that stalls of the event loop show with their cause.
+# The callback costs about a microsecond per collection; callscript itself is unchanged.
+GC_BOOTSTRAP = """
+import gc, sys, time
+from callscript.cli import main
+started = [0.0]
+def log_pause(phase, info):
+    if phase == "start":
+        started[0] = time.perf_counter()
+    elif (ms := (time.perf_counter() - started[0]) * 1000) >= 5:
+        print(f"gc pause: generation {info['generation']} {ms:.0f} ms", file=sys.stderr, flush=True)
+gc.callbacks.append(log_pause)
+sys.exit(main(sys.argv[1:]))
+"""
+GC_PAUSE = "gc pause: generation "
 STAT_COUNTERS = (
     "OutgoingCall(C)",
     "SuccessfulCall(C)",
@@ -102,6 +118,7 @@ class Step:
     achieved: float = 0.0
     success_pct: float = 0.0
     proxy_cpu_s: float = 0.0
+    proxy_sys_s: float = 0.0  # the kernel's share of proxy_cpu_s (socket calls)
     cpu_ms_per_call: float | None = None
     sipp_cpu_s: float = 0.0
     other_cpu_s: float = 0.0
@@ -109,6 +126,7 @@ class Step:
     counters: dict[str, int] = field(default_factory=dict)
     latency: dict[str, Latency] = field(default_factory=dict)
     log_problems: list[str] = field(default_factory=list)
+    gc_pauses_ms: dict[int, list[float]] = field(default_factory=dict)
     profiled: bool = False
 
     @property
@@ -160,10 +178,10 @@ def free_port() -> int:
     raise RuntimeError("no free UDP port")
 
 
-def tree_ticks(root: int) -> int:
-    """utime+stime (+ of reaped children) of ``root`` and all its descendants, clock ticks."""
+def tree_ticks(root: int) -> tuple[int, int]:
+    """(user, system) clock ticks of ``root`` and all its descendants, reaped children included."""
     parents: dict[int, int] = {}
-    ticks: dict[int, int] = {}
+    ticks: dict[int, tuple[int, int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -173,14 +191,16 @@ def tree_ticks(root: int) -> int:
             continue  # the process ended meanwhile
         fields = text[text.rindex(")") + 2 :].split()
         parents[int(entry)] = int(fields[1])
-        ticks[int(entry)] = sum(int(x) for x in fields[11:15])
+        utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+        ticks[int(entry)] = (utime + cutime, stime + cstime)
     tree, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
         kids = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
         tree.update(kids)
         frontier.extend(kids)
-    return sum(ticks.get(pid, 0) for pid in tree)
+    mine = [ticks[pid] for pid in tree if pid in ticks]
+    return sum(user for user, _ in mine), sum(system for _, system in mine)
 
 
 def host_busy_ticks() -> int:
@@ -292,7 +312,7 @@ class Proxy:
             self.stop()
             raise RuntimeError(f"{self.name} did not answer OPTIONS; see {self.log}")
 
-    def cpu_ticks(self) -> int:
+    def cpu_ticks(self) -> tuple[int, int]:
         assert self.process is not None
         return tree_ticks(self.process.pid)
 
@@ -355,9 +375,10 @@ class Callscript(Proxy):
     """``callscript serve`` with a generated config and the callee's binding seeded."""
 
     def __init__(
-        self, workdir: Path, uas_port: int, *, uvloop: bool, rcvbuf: int, name: str
+        self, workdir: Path, uas_port: int, *, uvloop: bool, rcvbuf: int, name: str, gc_log: bool
     ) -> None:
         self.name = name
+        self.gc_log = gc_log
         self.uvloop = uvloop
         self.rcvbuf = rcvbuf
         super().__init__(workdir, uas_port)
@@ -379,7 +400,8 @@ class Callscript(Proxy):
             f"udp_rcvbuf = {self.rcvbuf}\n"
         )
         self.seed(db)
-        return [sys.executable, "-m", "callscript.cli", "serve", "--config", str(self.config)]
+        start = ["-c", GC_BOOTSTRAP] if self.gc_log else ["-m", "callscript.cli"]
+        return [sys.executable, *start, "serve", "--config", str(self.config)]
 
     def seed(self, db: Path) -> None:
         """Register the sipp UAS as the benchmark user's contact, straight into the store."""
@@ -446,7 +468,7 @@ def run_step(proxy: Proxy, rate: int, args: argparse.Namespace, profile: bool) -
         *sipp_args("uac.xml", free_port(), "uac", work, args),
         "-s", USER, "-key", "domain", DOMAIN,
         "-r", str(rate), "-rp", "1000", "-m", str(calls),
-        "-l", str(rate * (args.recv_timeout + 2) + 100),
+        "-l", str(min(rate * (args.recv_timeout + 2) + 100, 15000)),
         "-d", str(args.hold),
         "-trace_rtt", "-rtt_freq", "1", "-trace_stat", "-stf", str(work / "stat.csv"),
         "-fd", "1", "-timeout", str(limit), "-timeout_error",
@@ -477,11 +499,19 @@ def run_step(proxy: Proxy, rate: int, args: argparse.Namespace, profile: bool) -
     answered = sorted(samples.get("invite200_at", []))
     if len(answered) > 1 and answered[-1] > answered[0]:
         step.achieved = (len(answered) - 1) / ((answered[-1] - answered[0]) / 1000)
-    step.proxy_cpu_s = (cpu1 - cpu0) / TICKS
+    step.proxy_cpu_s = (sum(cpu1) - sum(cpu0)) / TICKS
+    step.proxy_sys_s = (cpu1[1] - cpu0[1]) / TICKS
     step.cpu_ms_per_call = 1000 * step.proxy_cpu_s / step.created if step.created else None
     step.sipp_cpu_s = kids1 - kids0
     step.other_cpu_s = max(0.0, (host1 - host0) / TICKS - step.proxy_cpu_s - step.sipp_cpu_s)
-    step.log_problems = log_problems(proxy.log, log_offset)
+    with proxy.log.open("rb") as handle:
+        handle.seek(log_offset)
+        lines = handle.read().decode(errors="replace").splitlines()
+    step.log_problems = log_problems(lines)
+    for line in lines:
+        if line.startswith(GC_PAUSE):
+            generation, ms, _ = line[len(GC_PAUSE) :].split(" ", 2)
+            step.gc_pauses_ms.setdefault(int(generation), []).append(float(ms))
     return step
 
 
@@ -513,13 +543,10 @@ def read_rtt(work: Path) -> dict[str, list[float]]:
     return samples
 
 
-def log_problems(log: Path, offset: int) -> list[str]:
+def log_problems(lines: list[str]) -> list[str]:
     """Warnings and errors the proxy logged during the step, most frequent first."""
-    with log.open("rb") as handle:
-        handle.seek(offset)
-        text = handle.read().decode(errors="replace")
     seen: Counter[str] = Counter()
-    for line in text.splitlines():
+    for line in lines:
         if any(
             word in line for word in (" WARNING ", " ERROR ", "ERROR:", "CRITICAL", "Traceback")
         ):
@@ -568,7 +595,8 @@ def table(run: SystemRun) -> str:
         "| rate asked | calls/s | success % | held | CPU ms/call | INVITE->100 p50 / p99 ms"
         " | INVITE->200 p50 / p99 ms | INVITE->200 mean ms | UAC retrans | other load |"
     )
-    lines = [head, "|" + "---|" * 10]
+    gc = any(s.gc_pauses_ms for s in run.steps)
+    lines = [head + (" longest GC pause ms |" if gc else ""), "|" + "---|" * (11 if gc else 10)]
     for s in run.steps:
         l100, l200 = s.latency["invite100"], s.latency["invite200"]
         lines.append(
@@ -577,6 +605,7 @@ def table(run: SystemRun) -> str:
             f"| {fmt(l100.p50)} / {fmt(l100.p99)} | {fmt(l200.p50)} / {fmt(l200.p99)} "
             f"| {fmt(l200.mean, 2)} | {s.counters.get('Retransmissions(C)', 0)} "
             f"| {s.other_cpu_s / s.wall_s if s.wall_s else 0:.2f} |"
+            + (f" {max((max(p) for p in s.gc_pauses_ms.values()), default=0):.0f} |" if gc else "")
         )
     return "\n".join(lines)
 
@@ -655,6 +684,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=2.0, help="s of quiet after each step")
     p.add_argument("--udp-buffer", type=int, default=16 * 1024 * 1024, help="bytes, every socket")
     p.add_argument("--kamailio-children", type=int, default=4, help="UDP workers (default 4)")
+    p.add_argument(
+        "--no-gc-log",
+        dest="gc_log",
+        action="store_false",
+        help="run callscript without the bootstrap that logs garbage collection pauses",
+    )
     p.add_argument("--profile", type=int, metavar="RATE", help="py-spy callscript at this rate")
     p.add_argument("--workdir", help="where logs and sipp files go (default: a new temp dir)")
     p.add_argument("--json", metavar="FILE", help="write every number to FILE")
@@ -677,7 +712,7 @@ def make_proxy(name: str, work: Path, args: argparse.Namespace) -> Proxy | str:
         if name == "callscript-asyncio" and not has_uvloop:
             return "uvloop is not installed: callscript already runs on asyncio"
         return Callscript(work, uas_port, uvloop=name == "callscript" and has_uvloop,
-                          rcvbuf=args.udp_buffer, name=name)  # fmt: skip
+                          rcvbuf=args.udp_buffer, name=name, gc_log=args.gc_log)  # fmt: skip
     return f"unknown system {name!r}"
 
 
@@ -697,6 +732,9 @@ def run_system(proxy: Proxy, args: argparse.Namespace) -> SystemRun:
                   f"INVITE->200 p99 {fmt(l200.p99)} ms", flush=True)  # fmt: skip
             for problem in step.log_problems:
                 print(f"        log: {problem}", flush=True)
+            for generation, pauses in sorted(step.gc_pauses_ms.items()):
+                print(f"        gc generation {generation}: {len(pauses)} pauses >= 5 ms, "
+                      f"longest {max(pauses):.0f} ms, {sum(pauses):.0f} ms in all", flush=True)  # fmt: skip
             if profile:
                 for name, share in top_functions(proxy.workdir / f"step_{rate}" / "profile.txt"):
                     print(f"        py-spy own time {share:5.1f} %  {name}", flush=True)

@@ -115,4 +115,81 @@ MIGRATIONS += (
     ),
 )
 
+
+_SCRIPT_VERSIONS = """
+CREATE TABLE script_versions (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    author TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    digest TEXT NOT NULL,
+    source TEXT NOT NULL
+)"""
+
+_SCRIPT_LIVE = """
+CREATE TABLE script_live (
+    name TEXT PRIMARY KEY,
+    version_id INTEGER NOT NULL REFERENCES script_versions (id),
+    updated_at DOUBLE PRECISION NOT NULL
+)"""
+
+_CALL_LOG = """
+CREATE TABLE call_log (
+    id INTEGER PRIMARY KEY,
+    at DOUBLE PRECISION NOT NULL,
+    owner TEXT NOT NULL,
+    call_id TEXT NOT NULL,
+    method TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    caller TEXT NOT NULL,
+    callee TEXT NOT NULL,
+    script TEXT NOT NULL,
+    version TEXT NOT NULL,
+    actions TEXT NOT NULL,
+    status INTEGER,
+    violation TEXT,
+    duration DOUBLE PRECISION
+)"""
+
+# Bearer tokens of the management API: only a SHA-256 of each token is kept.
+_API_TOKENS = """
+CREATE TABLE api_tokens (
+    id INTEGER PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    username TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('token', 'session')),
+    label TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION
+)"""
+
+# Per-domain sandbox policy overrides an admin set through the API (JSON sections).
+_POLICY_OVERRIDES = """
+CREATE TABLE policy_overrides (
+    domain TEXT PRIMARY KEY,
+    rules TEXT NOT NULL,
+    author TEXT NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL
+)"""
+
+MIGRATIONS += (
+    Migration(
+        3,
+        "script versions, call log, API tokens and policy overrides (management API)",
+        (
+            _SCRIPT_VERSIONS,
+            "CREATE INDEX script_versions_by_name ON script_versions (name, id)",
+            _SCRIPT_LIVE,
+            _CALL_LOG,
+            "CREATE INDEX call_log_by_owner ON call_log (owner, id)",
+            _API_TOKENS,
+            "CREATE INDEX api_tokens_by_user ON api_tokens (username, domain)",
+            _POLICY_OVERRIDES,
+        ),
+    ),
+)
+
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -21,12 +21,10 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,7 +67,7 @@ def tree(pid: int) -> list[int]:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def bench_load(count: int) -> dict[str, float]:

@@ -3,69 +3,17 @@
 A tag is ``RFC <number> §<section>`` with an optional `` step <n>``. In
 ``callscript/`` it opens a comment (``# RFC 3261 §17.1.1.2: ...`` or
 ``# DEVIATION RFC 3261 §16.3: ...``); in ``tests/`` it opens the first line of
-a test's docstring. A tag that only the code has fails the build.
+a test's docstring. A tag that only the code has fails the build. The
+collector lives in callscript.rfcreport (``callscript rfc-report`` uses it too).
 """
 
 from __future__ import annotations
 
-import ast
-import io
-import re
-import tokenize
 from pathlib import Path
 
+from callscript.rfcreport.collect import collect_code_tags, collect_test_tags
+
 ROOT = Path(__file__).resolve().parents[1]
-TAG = r"RFC \d+ §[\d.]+(?: step \d+)?"
-# The tag that opens a comment: ``# RFC ...`` or ``# DEVIATION RFC ...``.
-COMMENT_TAG_RE = re.compile(rf"#\s*(?:DEVIATION\s+)?({TAG})")
-DOCSTRING_TAG_RE = re.compile(rf"\s*({TAG})")
-
-
-def normal(tag: str) -> str:
-    """``RFC 3261 §7.3.1.`` and ``RFC 3261 §7.3.1`` are the same tag."""
-    head, step, rest = tag.partition(" step ")
-    return head.rstrip(".") + step + rest
-
-
-def code_tags(source: str) -> list[tuple[int, str]]:
-    """``(line, tag)`` for every comment of ``source`` that opens with a tag."""
-    out: list[tuple[int, str]] = []
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type == tokenize.COMMENT:
-            match = COMMENT_TAG_RE.match(token.string)
-            if match is not None:
-                out.append((token.start[0], normal(match.group(1))))
-    return out
-
-
-def docstring_tags(source: str) -> set[str]:
-    """Tags that open the docstring of a function or class in a test module."""
-    out: set[str] = set()
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            doc = ast.get_docstring(node)
-            if doc:
-                match = DOCSTRING_TAG_RE.match(doc.splitlines()[0])
-                if match is not None:
-                    out.add(normal(match.group(1)))
-    return out
-
-
-def collect_code_tags(root: Path) -> dict[str, list[str]]:
-    """Tag -> ``file:line`` places in ``root/callscript``."""
-    places: dict[str, list[str]] = {}
-    for path in sorted((root / "callscript").rglob("*.py")):
-        for line, tag in code_tags(path.read_text(encoding="utf-8")):
-            places.setdefault(tag, []).append(f"{path.relative_to(root)}:{line}")
-    return places
-
-
-def collect_test_tags(root: Path) -> set[str]:
-    """Every tag that opens a test docstring in ``root/tests``."""
-    tags: set[str] = set()
-    for path in sorted((root / "tests").rglob("*.py")):
-        tags |= docstring_tags(path.read_text(encoding="utf-8"))
-    return tags
 
 
 def test_every_rfc_tag_in_the_code_opens_a_test_docstring() -> None:

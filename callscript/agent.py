@@ -398,9 +398,9 @@ class UserAgent:
         if call is not None:
             call._acked()
 
-    def on_cancel(self, txn: ServerTransaction) -> None:
+    def on_cancel(self, invite: ServerTransaction, cancel: Request) -> None:
         """The caller gave up before we answered: 487 to the INVITE (RFC 3261 §9.2)."""
-        incoming = self._pending.pop(txn.key, None)
+        incoming = self._pending.pop(invite.key, None)
         if incoming is not None:
             incoming._cancel()
 

@@ -74,8 +74,8 @@ class Handler(Protocol):
         """An ACK for a 2xx in one of this handler's dialogs."""
         ...
 
-    def on_cancel(self, txn: ServerTransaction) -> None:
-        """The INVITE of ``txn`` was cancelled (the CANCEL is already answered 200)."""
+    def on_cancel(self, invite: ServerTransaction, cancel: Request) -> None:
+        """INVITE ``invite`` was cancelled by ``cancel`` (already answered 200)."""
         ...
 
     def on_stray_response(self, response: Response) -> None:
@@ -506,4 +506,4 @@ class Stack:
         cancel.respond(200)
         if invite.final is None and invite.handler is not None:
             invite.cancelled = True
-            invite.handler.on_cancel(invite)
+            invite.handler.on_cancel(invite, cancel.request)

@@ -52,9 +52,9 @@ async def get_metrics(request: web.Request) -> web.Response:
     if not services.config.metrics_public:
         authenticator(request).admin(request)
     return web.Response(
-        text=services.metrics.render(), content_type="text/plain", charset="utf-8",
+        body=services.metrics.render().encode(),
         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
-    )  # fmt: skip
+    )
 
 
 async def get_console(request: web.Request) -> web.FileResponse:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class Site:
     store: SqliteStore
     root: Path
     session: aiohttp.ClientSession
+    ssl: ssl.SSLContext | bool = True
 
     @property
     def url(self) -> str:
@@ -93,7 +95,7 @@ class Site:
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
         async with self.session.request(
-            method, self.url + path, json=json, data=data, headers=sent
+            method, self.url + path, json=json, data=data, headers=sent, ssl=self.ssl
         ) as response:
             text = await response.text()
             try:
@@ -153,8 +155,11 @@ async def running_site(tmp: Path, *, watch: bool = False, **config: Any) -> Asyn
     )
     runner = await start_web(services)
     session = aiohttp.ClientSession()
+    trust: ssl.SSLContext | bool = True
+    if services.config.tls_cert:
+        trust = ssl.create_default_context(cafile=services.config.tls_cert)
     try:
-        yield Site(runner, services, host, store, root, session)
+        yield Site(runner, services, host, store, root, session, trust)
     finally:
         await session.close()
         await runner.stop()

@@ -1,0 +1,301 @@
+"""The asyncio stack and user agents over real sockets on 127.0.0.1: calls, rejections, CANCEL, 2xx resends."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from callscript.agent import UserAgent
+from callscript.call import Call, IncomingCall
+from callscript.sip.dialog import DialogId
+from callscript.sip.message import Request, Response, parse_message
+from callscript.sip.timers import TimerConfig
+from callscript.stack import RequestFailed, Stack
+
+pytestmark = pytest.mark.timeout(60)
+
+SDP = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n"
+FAST = TimerConfig(t1=0.02, t2=0.16)
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(main())  # type: ignore[arg-type]
+
+
+def uri_of(stack: Stack, user: str) -> str:
+    host, port = stack.listeners[0].sent_by
+    return f"sip:{user}@{host}:{port}"
+
+
+def test_call_answered_and_hung_up_by_the_caller() -> None:
+    """RFC 3261 §15.1.2: the callee answers BYE with 200 and the call ends on both sides."""
+
+    async def main() -> None:
+        async with await Stack.start() as a, await Stack.start() as b:
+            alice = UserAgent(a, "sip:alice@example.com")
+            bob = UserAgent(b, "sip:bob@example.com")
+            rings: list[int] = []
+
+            async def callee() -> Call:
+                incoming = await bob.incoming()
+                assert incoming.body == SDP
+                assert str(incoming.caller.uri) == "sip:alice@example.com"
+                incoming.ring()
+                return await incoming.answer(SDP)
+
+            answering = asyncio.ensure_future(callee())
+            call = await alice.invite(
+                uri_of(b, "bob"), body=SDP, on_provisional=lambda r: rings.append(r.status)
+            )
+            answered = await answering
+            assert 180 in rings
+            assert call.remote_body == SDP and answered.remote_body == SDP
+            assert call.id.call_id == answered.id.call_id
+            assert call.id.local_tag == answered.id.remote_tag
+            info = await call.request("INFO", body=b"x", content_type="text/plain")
+            assert info.status == 200
+            bye = await call.bye()
+            assert bye.status == 200 and call.ended_by == "local"
+            assert await answered.wait_ended(5) == "remote"
+            assert not alice.core.dialogs and not bob.core.dialogs
+
+    run(main)
+
+
+def test_callee_hangs_up_and_the_caller_sees_it() -> None:
+    """RFC 3261 §15.1.1: the callee's BYE goes to the caller's Contact and ends the call there."""
+
+    async def main() -> None:
+        async with await Stack.start() as a, await Stack.start() as b:
+            alice = UserAgent(a, "sip:alice@example.com")
+            bob = UserAgent(b, "sip:bob@example.com")
+
+            async def answer(incoming: IncomingCall) -> None:
+                call = await incoming.answer(SDP)
+                await call.bye()
+
+            bob.on_invite = answer
+            call = await alice.invite(uri_of(b, "bob"), body=SDP)
+            assert await call.wait_ended(5) == "remote"
+            with pytest.raises(Exception, match="already ended"):
+                await call.bye()
+
+    run(main)
+
+
+@pytest.mark.parametrize(("status", "reason"), [(486, "Busy Here"), (603, "Decline")])
+def test_rejected_call_raises_with_the_response(status: int, reason: str) -> None:
+    """A rejected INVITE raises RequestFailed carrying the final response."""
+
+    async def main() -> None:
+        async with await Stack.start() as a, await Stack.start() as b:
+            alice = UserAgent(a, "sip:alice@example.com")
+            bob = UserAgent(b, "sip:bob@example.com")
+
+            async def reject(incoming: IncomingCall) -> None:
+                incoming.reject(status)
+
+            bob.on_invite = reject
+            with pytest.raises(RequestFailed) as failure:
+                await alice.invite(uri_of(b, "bob"), body=SDP)
+            assert (failure.value.status, failure.value.response.reason) == (status, reason)
+            assert not alice.core.dialogs
+
+    run(main)
+
+
+def test_redirect_lists_the_new_targets() -> None:
+    """A 3xx redirect reaches the caller with the Contacts to try."""
+
+    async def main() -> None:
+        async with await Stack.start() as a, await Stack.start() as b:
+            alice = UserAgent(a, "sip:alice@example.com")
+            bob = UserAgent(b, "sip:bob@example.com")
+
+            async def redirect(incoming: IncomingCall) -> None:
+                incoming.redirect("sip:bob@192.0.2.44", "sip:bob@192.0.2.45")
+
+            bob.on_invite = redirect
+            with pytest.raises(RequestFailed) as failure:
+                await alice.invite(uri_of(b, "bob"))
+            assert failure.value.status == 302
+            contacts = [str(c.uri) for c in failure.value.response.contacts]
+            assert contacts == ["sip:bob@192.0.2.44", "sip:bob@192.0.2.45"]
+
+    run(main)
+
+
+def test_unanswered_call_is_cancelled_after_the_timeout() -> None:
+    """RFC 3261 §9.2: the CANCEL gets 200 and the INVITE 487; the callee learns it was cancelled."""
+
+    async def main() -> None:
+        async with await Stack.start() as a, await Stack.start() as b:
+            alice = UserAgent(a, "sip:alice@example.com")
+            bob = UserAgent(b, "sip:bob@example.com")
+            seen: list[IncomingCall] = []
+
+            async def ring(incoming: IncomingCall) -> None:
+                seen.append(incoming)
+                incoming.ring()
+                await incoming.wait_cancelled()
+
+            bob.on_invite = ring
+            with pytest.raises(RequestFailed) as failure:
+                await alice.invite(uri_of(b, "bob"), timeout=0.3)
+            assert failure.value.status == 487
+            assert "no answer in time" in str(failure.value)
+            assert seen and seen[0].cancelled
+            with pytest.raises(Exception, match="already answered"):
+                await seen[0].answer(SDP)
+
+    run(main)
+
+
+def test_options_and_message_are_answered() -> None:
+    """RFC 3261 §8.2.1: OPTIONS gets 200 with Allow; MESSAGE reaches the application."""
+
+    async def main() -> None:
+        async with await Stack.start() as a, await Stack.start() as b:
+            alice = UserAgent(a, "sip:alice@example.com")
+            bob = UserAgent(b, "sip:bob@example.com")
+            texts: list[bytes] = []
+            bob.on_message = lambda request: texts.append(request.body)
+            options = await alice.options(uri_of(b, "bob"))
+            assert "MESSAGE" in [str(v) for v in options.get_all("Allow")]
+            await alice.message(uri_of(b, "bob"), "hello")
+            assert texts == [b"hello"]
+            # Nobody called carol on stack b: 404, raised by the convenience methods.
+            with pytest.raises(RequestFailed) as failure:
+                await alice.options(uri_of(b, "carol"))
+            assert failure.value.status == 404
+            # A method nobody implements: 405, returned as it is by request().
+            response = await alice.request("SUBSCRIBE", uri_of(b, "bob"))
+            assert response.status == 405
+
+    run(main)
+
+
+def test_two_stacks_in_one_process_do_not_see_each_other() -> None:
+    """Each stack has its own sockets, ids, transactions and dialogs: no global state."""
+
+    async def main() -> None:
+        async with (
+            await Stack.start() as caller,
+            await Stack.start() as a,
+            await Stack.start() as b,
+        ):
+            assert a.ids is not b.ids and a.layer is not b.layer
+            on_a = UserAgent(a, "sip:bob@example.com")
+            on_b = UserAgent(b, "sip:bob@example.com")
+            carol = UserAgent(caller, "sip:carol@example.com")
+
+            async def answer(incoming: IncomingCall) -> None:
+                await incoming.answer(SDP)
+
+            on_b.on_invite = answer
+            call = await carol.invite(uri_of(b, "bob"), body=SDP)
+            assert on_a._incoming.empty() and not on_a.core.dialogs
+            assert list(on_b.core.dialogs) == [
+                DialogId(call.id.call_id, call.id.remote_tag, call.id.local_tag)
+            ]
+            # Closing one stack leaves the other serving.
+            await a.close()
+            await call.bye()
+            second = await carol.invite(uri_of(b, "bob"), body=SDP)
+            assert (await second.bye()).status == 200
+            assert len(a.layer) == 0
+
+    run(main)
+
+
+def test_unknown_dialog_gets_481_and_bye_outside_a_dialog_too() -> None:
+    """RFC 3261 §12.2.2: a request inside a dialog nobody has gets 481."""
+
+    async def main() -> None:
+        async with await Stack.start() as a, await Stack.start() as b:
+            alice = UserAgent(a, "sip:alice@example.com")
+            UserAgent(b, "sip:bob@example.com")
+            # Without a To tag the BYE is outside any dialog: bob's UA has none to end.
+            assert (await alice.request("BYE", uri_of(b, "bob"))).status == 481
+            peer = RawPeer()
+            peer.send(
+                b.listeners[0].port,
+                "BYE",
+                to_tag="nobody",
+                headers=f"Contact: <sip:raw@127.0.0.1:{peer.port}>\r\n",
+            )
+            response = await peer.receive()
+            assert isinstance(response, Response) and response.status == 481
+            peer.sock.close()
+
+    run(main)
+
+
+class RawPeer:
+    """A UDP socket we drive by hand (it never ACKs)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+
+    async def receive(self) -> Request | Response:
+        loop = asyncio.get_running_loop()
+        data = await loop.sock_recv(self.sock, 65535)
+        return parse_message(data)
+
+    def send(self, port: int, method: str, *, to_tag: str | None = None, headers: str = "") -> None:
+        to = "<sip:bob@example.com>" + (f";tag={to_tag}" if to_tag else "")
+        text = (
+            f"{method} sip:bob@127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK-raw{method}\r\n"
+            "Max-Forwards: 70\r\n"
+            "From: <sip:raw@example.com>;tag=r1\r\n"
+            f"To: {to}\r\n"
+            "Call-ID: raw-call\r\n"
+            f"CSeq: 1 {method}\r\n"
+            f"{headers}"
+            "Content-Length: 0\r\n\r\n"
+        )
+        self.sock.sendto(text.encode(), ("127.0.0.1", port))
+
+
+def test_2xx_resent_until_given_up_then_the_callee_hangs_up() -> None:
+    """RFC 3261 §13.3.1.4: without an ACK the 2xx is resent for 64*T1, then the session ends with BYE."""
+
+    async def main() -> None:
+        async with await Stack.start(timers=FAST) as b:
+            bob = UserAgent(b, "sip:bob@example.com")
+            answered: list[BaseException] = []
+
+            async def answer(incoming: IncomingCall) -> None:
+                try:
+                    await incoming.answer(SDP)
+                except TimeoutError as exc:
+                    answered.append(exc)
+
+            bob.on_invite = answer
+            peer = RawPeer()
+            peer.send(
+                b.listeners[0].port,
+                "INVITE",
+                headers=f"Contact: <sip:raw@127.0.0.1:{peer.port}>\r\n",
+            )
+            statuses: list[int] = []
+            while True:
+                message = await peer.receive()
+                if isinstance(message, Request):
+                    break
+                statuses.append(message.status)
+            assert message.method == "BYE"
+            assert str(message.uri) == f"sip:raw@127.0.0.1:{peer.port}"
+            assert statuses[0] == 100
+            assert statuses.count(200) > 2
+            assert answered and "no ACK" in str(answered[0])
+            peer.sock.close()
+
+    run(main)

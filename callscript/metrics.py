@@ -133,7 +133,7 @@ class Metrics:
                 raise ValueError(f"metric {family.name!r} is already declared differently")
             self._series.setdefault(family.name, _Series(family))
 
-    def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
+    def inc(self, name: str, value: float = 1.0, /, **labels: str) -> None:
         """Add ``value`` to a counter (or gauge) series.
 
         Raises:
@@ -146,14 +146,14 @@ class Metrics:
         with self._lock:
             series.values[key] = series.values.get(key, 0.0) + value
 
-    def set(self, name: str, value: float, **labels: str) -> None:
+    def set(self, name: str, value: float, /, **labels: str) -> None:
         """Set a gauge series."""
         series = self._get(name, ("gauge",))
         key = _key(series.family, labels)
         with self._lock:
             series.values[key] = value
 
-    def observe(self, name: str, value: float, **labels: str) -> None:
+    def observe(self, name: str, value: float, /, **labels: str) -> None:
         """Record one observation in a histogram."""
         series = self._get(name, ("histogram",))
         key = _key(series.family, labels)
@@ -174,7 +174,7 @@ class Metrics:
 
     gauge_from = counter_from
 
-    def value(self, name: str, **labels: str) -> float:
+    def value(self, name: str, /, **labels: str) -> float:
         """The current value of one counter or gauge series (0 when never counted)."""
         series = self._get(name, ("counter", "gauge"))
         key = _key(series.family, labels)

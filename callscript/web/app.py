@@ -19,8 +19,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from callscript.engine.scripthost import ScriptHost
 from callscript.errors import ConfigError
-from callscript.metrics import EMPTY_LABELS, Sample, status_class
+from callscript.metrics import EMPTY_LABELS, Metrics, Sample, status_class
 from callscript.web import admin_api, calls_api, scripts_api
 from callscript.web.auth import AUTH, Authenticator, authenticator
 from callscript.web.errors import Handler, errors_middleware, json_response
@@ -121,12 +122,12 @@ def build_app(services: WebServices) -> web.Application:
     return app
 
 
-def bind_engine_metrics(services: WebServices) -> None:
-    """Read the pool's and host's own counters into the metrics at render time."""
-    host = services.host
+def bind_engine_metrics(metrics: Metrics, host: ScriptHost | None) -> None:
+    """Read the sandbox pool's and script host's own counters into ``metrics`` at render time
+    (worker restarts, quarantines, violations by kind, reloads, live scripts)."""
     if host is None:
         return
-    metrics, pool = services.metrics, host.pool
+    pool = host.pool
 
     def one(value: float) -> Sequence[Sample]:
         return [(EMPTY_LABELS, float(value))]
@@ -193,7 +194,7 @@ async def start_web(services: WebServices) -> WebRunner:
             raise ConfigError(f"web TLS certificate or key unusable: {exc}") from None
     services.tokens.expire(now=services.now())
     install_stored_overrides(services)
-    bind_engine_metrics(services)
+    bind_engine_metrics(services.metrics, services.host)
     runner = web.AppRunner(build_app(services), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=context)

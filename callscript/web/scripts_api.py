@@ -12,6 +12,7 @@ the scripts directory atomically and made live in the running server at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -113,8 +114,8 @@ async def put_script(request: web.Request) -> web.Response:
     services = services_of(request)
     rate_limit(services, "upload", who, services.config.uploads_per_minute)
     source = await _source_of(request)
-    policy = services.effective_policy()
-    problems = problems_of(source, ref, policy)
+    # Compiled in a thread: a large script must not hold up the SIP proxy on this loop.
+    problems = await asyncio.to_thread(problems_of, source, ref, services.effective_policy())
     refused = errors(problems)
     if refused:
         services.metrics.inc("callscript_script_uploads_total", result="rejected")
@@ -194,7 +195,10 @@ async def rollback(request: web.Request) -> web.Response:
     services = services_of(request)
     rate_limit(services, "upload", who, services.config.uploads_per_minute)
     version = _version(services, ref, request.match_info["version"])
-    refused = errors(problems_of(version.source, ref, services.effective_policy()))
+    problems = await asyncio.to_thread(
+        problems_of, version.source, ref, services.effective_policy()
+    )
+    refused = errors(problems)
     if refused:
         raise ApiError(
             422,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from callscript.engine.config import ServerConfig
 from callscript.engine.driver import Driver
+from callscript.engine.memory import CollectorTuning
 from callscript.engine.router import Router, RoutingPolicy
 from callscript.engine.scripted import ScriptSettings
 from callscript.engine.scripthost import ScriptHost
@@ -45,6 +46,7 @@ class Server:
     driver: Driver | None = None
     router: Router | None = None
     scripts: ScriptHost | None = None
+    memory: CollectorTuning | None = None
     addresses: list[tuple[str, str, int]] = field(default_factory=list)
     _auth: dict[str, DigestServer] = field(default_factory=dict)
 
@@ -123,6 +125,8 @@ class Server:
         driver.dispatch = self.router.dispatch
         transports.on_message = driver.on_message
         transports.on_error = driver.on_transport_error
+        self.memory = CollectorTuning()
+        self.memory.start()
         log.info("serving domains %s", ", ".join(config.domains))
 
     def _proxy_config(self) -> ProxyConfig:
@@ -148,6 +152,9 @@ class Server:
 
     async def stop(self) -> None:
         """Close the listeners and the database."""
+        if self.memory is not None:
+            self.memory.stop()
+            self.memory = None
         if self.driver is not None:
             self.driver.close()
         if self.scripts is not None:

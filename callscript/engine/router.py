@@ -9,6 +9,7 @@ layer (per-user scripts) asks :class:`Router` for the same decisions.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import time
@@ -58,7 +59,7 @@ ALLOW = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class RoutingPolicy:
     """Who may do what: the relay rule and the registrar's limits."""
 
@@ -73,9 +74,12 @@ class RoutingPolicy:
             address = ipaddress.ip_address(peer.host.strip("[]"))
         except ValueError:
             return False
-        return any(
-            address in ipaddress.ip_network(net, strict=False) for net in self.trusted_networks
-        )
+        return any(address in network for network in self.networks)
+
+    @functools.cached_property
+    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """The trusted networks, parsed once."""
+        return tuple(ipaddress.ip_network(net, strict=False) for net in self.trusted_networks)
 
 
 class Router:
@@ -143,6 +147,12 @@ class Router:
     def _spawn(self, ctx: str, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(self._guard(ctx, work))
         self._tasks[ctx] = task
+        # A finished task (and the request its frame holds) must not wait for ContextClosed.
+        task.add_done_callback(functools.partial(self._forget_task, ctx))
+
+    def _forget_task(self, ctx: str, task: asyncio.Task[None]) -> None:
+        if self._tasks.get(ctx) is task:
+            del self._tasks[ctx]
 
     async def _guard(self, ctx: str, work: Coroutine[Any, Any, None]) -> None:
         try:

@@ -61,7 +61,7 @@ from callscript.sip.proxy.route import is_in_dialog, preprocess_route
 from callscript.sip.proxy.stateless import ack_to_forward, retarget_via, stray_to_forward
 from callscript.sip.proxy.validate import loop_hash, validate_request
 from callscript.sip.reply import make_response
-from callscript.sip.transaction.layer import TransactionLayer
+from callscript.sip.transaction.layer import TransactionLayer, forget_parsed
 
 
 class ProxyCore:
@@ -318,7 +318,16 @@ class ProxyCore:
     def _on_idle(self, context: ResponseContext) -> None:
         # A context closes once its server transaction has terminated and no branch is live.
         key = context.key
-        if key not in self._closed_servers or context.live_branches():
+        if context.live_branches():
+            return
+        if context.final_sent:
+            # Answered and nothing pending: only late 2xx and retransmissions can still come,
+            # for up to 64*T1. Keep the context small meanwhile (the GC walks every object).
+            context.stored = []
+            for branch in context.branches:
+                branch.final = None
+            forget_parsed(context.request)
+        if key not in self._closed_servers:
             return
         del self._contexts[key]
         self._closed_servers.discard(key)

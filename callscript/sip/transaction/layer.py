@@ -188,6 +188,11 @@ class TransactionLayer:
         if txn is not None:
             txn.respond(response, now=now)
             self._runtime.compact(len(self))
+            if response.status >= 200:
+                # The transaction now only waits out its timers (up to 64*T1 on UDP): keep the
+                # messages' lines, drop their parsed header values (re-parsed if ever read).
+                forget_parsed(txn.request)
+                forget_parsed(response)
             return
         if 200 <= response.status < 300 and response.method == "INVITE":
             # RFC 3261 §16.7 step 10: with no server transaction left, a 2xx goes out statelessly.
@@ -349,6 +354,17 @@ def _via_peer(response: Response) -> Peer:
     port = via.rport or via.port or 5060
     transport = via.transport if via.transport in ("UDP", "TCP", "TLS") else "UDP"
     return Peer(transport, via.received or via.host, port)
+
+
+def forget_parsed(message: Request | Response) -> None:
+    """Drop the parsed header values of ``message`` (and of its copies, which share them).
+
+    Thousands of transactions wait out their timers at any time; their parsed values are
+    most of the objects the garbage collector walks, and none of them is read again.
+    """
+    parsed = getattr(message, "_parsed", None)
+    if isinstance(parsed, dict):
+        parsed.clear()
 
 
 def build_cancel(invite: Request) -> Request:

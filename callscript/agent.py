@@ -28,7 +28,8 @@ from callscript.sip.events import Peer
 from callscript.sip.message import Request, Response
 from callscript.sip.uri import URI
 from callscript.sip.useragent import ALLOW, Credentials, Local, UserAgentCore
-from callscript.stack import ClientTransaction, RequestFailed, ServerTransaction, Stack
+from callscript.stack import Stack
+from callscript.transaction import ClientTransaction, RequestFailed, ServerTransaction
 
 log = logging.getLogger("callscript.agent")
 

@@ -22,7 +22,7 @@ from callscript.sip.events import Peer
 from callscript.sip.message import Request, Response
 from callscript.sip.uri import URI
 from callscript.sip.useragent import Local
-from callscript.stack import RequestFailed, ServerTransaction
+from callscript.transaction import RequestFailed, ServerTransaction
 
 if TYPE_CHECKING:
     from callscript.agent import UserAgent

@@ -24,9 +24,9 @@ import asyncio
 import logging
 import socket
 from collections.abc import Sequence
-from typing import Protocol
 
-from callscript.errors import ConfigError, SipError, TransportError
+from callscript.errors import ConfigError, TransportError
+from callscript.sip.answers import AnswerRetransmits
 from callscript.sip.dialog import DialogId
 from callscript.sip.errors import ParseError
 from callscript.sip.events import (
@@ -47,148 +47,13 @@ from callscript.sip.reply import make_response
 from callscript.sip.timers import TimerConfig
 from callscript.sip.transaction import TransactionLayer
 from callscript.sip.uri import URI, ip_literal
-from callscript.sip.useragent import AnswerRetransmits, Local
+from callscript.sip.useragent import Local
+from callscript.transaction import ClientTransaction, Handler, ServerTransaction
 from callscript.transport.endpoint import Listener, TransportConfig
 from callscript.transport.manager import TransportManager
 from callscript.transport.resolver import Resolver
 
 log = logging.getLogger("callscript.stack")
-
-
-class Handler(Protocol):
-    """What the stack hands incoming traffic to (a user agent, a scenario endpoint)."""
-
-    def owns(self, dialog: DialogId) -> bool:
-        """Whether the dialog (or, for scenarios, the Call-ID) is this handler's."""
-        ...
-
-    def accepts(self, request: Request) -> bool:
-        """Whether a request outside any dialog is for this handler."""
-        ...
-
-    def on_request(self, txn: ServerTransaction) -> None:
-        """A new request (not ACK) for this handler."""
-        ...
-
-    def on_ack(self, ack: Request) -> None:
-        """An ACK for a 2xx in one of this handler's dialogs."""
-        ...
-
-    def on_cancel(self, invite: ServerTransaction, cancel: Request) -> None:
-        """INVITE ``invite`` was cancelled by ``cancel`` (already answered 200)."""
-        ...
-
-    def on_stray_response(self, response: Response) -> None:
-        """A response no transaction matched (a 2xx resent after the INVITE transaction ended)."""
-        ...
-
-    def on_answer_lost(self, dialog: DialogId) -> None:
-        """A 2xx we sent in ``dialog`` got no ACK within 64*T1 (RFC 3261 §13.3.1.4)."""
-        ...
-
-
-class RequestFailed(SipError):
-    """A request ended with a final response other than 2xx (a local 408 or 503 included).
-
-    Attributes:
-        request: the request as last sent.
-        response: the final response.
-        status: its status code.
-    """
-
-    def __init__(self, request: Request, response: Response, note: str = "") -> None:
-        text = f"{request.method} {request.uri}: {response.status} {response.reason}{note}"
-        super().__init__(text)
-        self.request = request
-        self.response = response
-        self.status = response.status
-
-
-class ClientTransaction:
-    """A request we sent and the responses it gets (RFC 3261 §17.1).
-
-    A transaction timeout arrives as a 408 and a transport failure as a 503,
-    as RFC 3261 §8.1.3.1 tells the UAC to treat them; both carry a reason that
-    says they were made up locally.
-    """
-
-    def __init__(self, stack: Stack, key: str, request: Request, peer: Peer) -> None:
-        self.stack = stack
-        self.key = key
-        self.request = request
-        self.peer = peer
-        self.final: Response | None = None
-        self._queue: asyncio.Queue[Response | None] = asyncio.Queue()
-
-    async def response(self, timeout: float | None = None) -> Response | None:
-        """The next response; ``None`` once the transaction ended and no more can come.
-
-        Raises:
-            TimeoutError: nothing arrived within ``timeout`` seconds.
-        """
-        async with asyncio.timeout(timeout):
-            return await self._queue.get()
-
-    async def final_response(self, timeout: float | None = None) -> Response:
-        """The final response, skipping provisionals.
-
-        Raises:
-            TimeoutError: none within ``timeout`` seconds.
-        """
-        async with asyncio.timeout(timeout):
-            while True:
-                response = await self._queue.get()
-                if response is None:
-                    # The transaction ended after its final response was already taken.
-                    assert self.final is not None
-                    return self.final
-                if response.status >= 200:
-                    return response
-
-    def cancel(self) -> None:
-        """Cancel this INVITE as soon as RFC 3261 §9.1 allows (after a provisional)."""
-        self.stack._cancel(self.key)
-
-    def _put(self, response: Response | None) -> None:
-        if response is not None and response.status >= 200 and self.final is None:
-            self.final = response
-        self._queue.put_nowait(response)
-
-
-class ServerTransaction:
-    """A request we received and answer (RFC 3261 §17.2)."""
-
-    def __init__(self, stack: Stack, key: str, request: Request, source: Peer) -> None:
-        self.stack = stack
-        self.key = key
-        self.request = request
-        self.source = source
-        self.handler: Handler | None = None
-        self.cancelled = False
-        self.final: Response | None = None
-
-    def send(self, response: Response) -> None:
-        """Send ``response``; a final one after a final one is dropped."""
-        if self.final is not None and not (
-            200 <= response.status < 300 and 200 <= self.final.status < 300
-        ):
-            return
-        if response.status >= 200:
-            self.final = response
-        self.stack._send_response(self.key, response)
-
-    def respond(
-        self,
-        status: int,
-        reason: str | None = None,
-        *,
-        to_tag: str | None = None,
-        headers: Sequence[tuple[str, object]] = (),
-    ) -> Response:
-        """Build a plain response with ``make_response`` and send it."""
-        response = make_response(self.request, status, reason, to_tag=to_tag, headers=headers)
-        self.send(response)
-        return response
 
 
 def parse_listen(text: str) -> tuple[str, str, int]:
@@ -352,7 +217,8 @@ class Stack:
         self.layer.send_stateless(message, peer)
         self._after_input()
 
-    def _send_response(self, key: str, response: Response) -> None:
+    def send_response(self, key: str, response: Response) -> None:
+        """Send ``response`` in server transaction ``key`` (a 2xx also after it ended)."""
         self.layer.send_response(key, response, now=self.loop.time())
         self._after_input()
 
@@ -361,7 +227,8 @@ class Stack:
         self.answers.start(dialog, txn.key, response, now=self.loop.time())
         self._after_input()
 
-    def _cancel(self, key: str) -> None:
+    def cancel_request(self, key: str) -> None:
+        """Cancel client INVITE transaction ``key`` as soon as RFC 3261 §9.1 allows."""
         self.layer.request_cancel(key, now=self.loop.time())
         self._after_input()
 

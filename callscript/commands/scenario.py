@@ -10,7 +10,8 @@ arrived or --duration has passed.
 A live progress line goes to stderr on a terminal (--quiet turns it off); the
 final statistics (calls, successful, failed, response-time percentiles) are
 printed, and written as CSV with --csv. The listening addresses are printed
-first, one "listening on TRANSPORT HOST:PORT" line each.
+first, one "listening on TRANSPORT HOST:PORT" line each, then "registered AOR
+for N s" once --register succeeded.
 
 Exit codes: 0 every call passed; 1 a call failed (or none arrived); 2 usage,
 or the scenario file cannot be loaded.
@@ -86,8 +87,6 @@ def run(args: argparse.Namespace) -> int:
         settings = LoadSettings(
             calls=calls, rate=args.rate, concurrency=args.concurrency, duration=args.duration
         )
-        if scenario.role == "uac" and args.target is None:
-            raise ConfigError(f"{args.file}: a uac scenario needs --target")
         timers = TimerConfig(t1=args.t1, t2=max(args.t1, TimerConfig().t2))
     except (ConfigError, ValueError) as exc:
         print(f"callscript scenario: {exc}", file=sys.stderr)
@@ -119,6 +118,7 @@ async def _run(
                 stack, aor, password=args.password, username=args.username, proxy=args.proxy
             )
             await registration.register(expires=args.register)
+            print(f"registered {aor} for {args.register} s", flush=True)
         progress = None if args.quiet else Progress(sys.stderr)
         runner = Runner(endpoint, scenario, settings, target=args.target, progress=progress)
         try:

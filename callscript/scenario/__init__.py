@@ -24,8 +24,9 @@ with ``--csv``). From Python: :func:`load_scenario`, :class:`Endpoint`,
 
 from __future__ import annotations
 
-from callscript.scenario.call import ScenarioCall, ScenarioFailed
+from callscript.scenario.call import ScenarioCall
 from callscript.scenario.endpoint import Endpoint
+from callscript.scenario.inbox import ScenarioFailed
 from callscript.scenario.load import LoadSettings, Progress, Runner
 from callscript.scenario.loader import Scenario, load_scenario
 from callscript.scenario.stats import CallRecord, Stats, percentile

@@ -27,62 +27,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from callscript.errors import CallscriptError
+from callscript.scenario.inbox import Arrival, Inbox, Lost, ScenarioFailed
 from callscript.sip.address import Address
 from callscript.sip.dialog import Dialog, DialogId
 from callscript.sip.events import Peer
 from callscript.sip.message import Request, Response
 from callscript.sip.uri import URI
 from callscript.sip.useragent import Local
-from callscript.stack import ClientTransaction, ServerTransaction
+from callscript.transaction import ClientTransaction, ServerTransaction
 
 if TYPE_CHECKING:
     from callscript.scenario.endpoint import Endpoint
 
 Headers = Sequence[tuple[str, object]]
-
-
-class ScenarioFailed(CallscriptError):
-    """A step of a scenario failed: ``step`` (its number) and ``text`` (what went wrong)."""
-
-    def __init__(self, step: int, text: str) -> None:
-        super().__init__(f"step {step} {text}")
-        self.step = step
-        self.text = text
-
-
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """Something for the scenario: a response, or a request with its transaction."""
-
-    message: Request | Response
-    txn: ServerTransaction | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class _Lost:
-    """Our 2xx got no ACK within 64*T1."""
-
-    dialog: DialogId
-
-
-def describe(item: Arrival | _Lost | None, waited: float | None) -> str:
-    """How a failure message names what arrived."""
-    if item is None:
-        return "got nothing" + (f" within {waited:g} s" if waited is not None else "")
-    if isinstance(item, _Lost):
-        return "got no ACK for our 2xx (RFC 3261 §13.3.1.4)"
-    message = item.message
-    if isinstance(message, Response):
-        return f"got {message.status} {message.reason}".rstrip()
-    return f"got {message.method} request"
-
-
-def _label(what: Sequence[int | str]) -> list[str]:
-    return [str(w) for w in what]
 
 
 class ScenarioCall:
@@ -115,9 +74,7 @@ class ScenarioCall:
         self.last: Request | Response | None = None
         self.started_at = endpoint.stack.loop.time()
         self.response_time: float | None = None
-        self._inbox: asyncio.Queue[Arrival | _Lost] = asyncio.Queue()
-        self._held: Arrival | _Lost | None = None
-        self._skipped: list[str] = []
+        self._inbox = Inbox(endpoint.stack.loop)
         self._from_tag = endpoint.core.ids.tag()
         self._to_tag = endpoint.core.ids.tag()
         self._cseq = 0
@@ -268,48 +225,25 @@ class ScenarioCall:
         self._begin()
         limit = self.timeout if timeout is None else timeout
         wanted = {w.upper() if isinstance(w, str) else w for w in what}
+        inbox = self._inbox
         deadline = self.endpoint.stack.loop.time() + limit
         while True:
-            item = await self._next(deadline)
+            item = await inbox.next(deadline)
             if item is None:
                 if optional:
                     return None
-                raise self._fail(what, item, limit)
-            if isinstance(item, Arrival) and self._wanted(item.message, wanted):
-                self._skipped.clear()
+                raise inbox.failure(self.step, what, item, limit)
+            if isinstance(item, Arrival) and item.wanted(wanted):
+                inbox.skipped.clear()
                 self._take(item)
                 return item.message
-            if isinstance(item, Arrival) and await self._absorbed(item, wanted):
+            if isinstance(item, Arrival) and await self._absorbed(item):
                 continue
-            self._held = item
+            inbox.hold(item)
             if optional:
-                self._skipped += _label(what)
+                inbox.skipped += [str(w) for w in what]
                 return None
-            raise self._fail(what, item, limit)
-
-    def _fail(
-        self, what: Sequence[int | str], item: Arrival | _Lost | None, waited: float
-    ) -> ScenarioFailed:
-        expected = "/".join(dict.fromkeys([*self._skipped, *_label(what)]))
-        self._skipped.clear()
-        return ScenarioFailed(self.step, f"expected {expected}, {describe(item, waited)}")
-
-    @staticmethod
-    def _wanted(message: Request | Response, wanted: set[int | str]) -> bool:
-        if isinstance(message, Response):
-            return message.status in wanted
-        return message.method in wanted
-
-    async def _next(self, deadline: float) -> Arrival | _Lost | None:
-        if self._held is not None:
-            item, self._held = self._held, None
-            return item
-        wait = deadline - self.endpoint.stack.loop.time()
-        try:
-            async with asyncio.timeout(max(wait, 0.0)):
-                return await self._inbox.get()
-        except TimeoutError:
-            return None
+            raise inbox.failure(self.step, what, item, limit)
 
     def _take(self, item: Arrival) -> None:
         message = item.message
@@ -326,7 +260,7 @@ class ScenarioCall:
         if message.method == "INVITE" and 200 <= message.status < 300 and self._invite:
             self.dialog = self.endpoint.core.dialog_as_uac(self._invite, message)
 
-    async def _absorbed(self, item: Arrival, wanted: set[int | str]) -> bool:
+    async def _absorbed(self, item: Arrival) -> bool:
         """Handle what the scenario did not ask for and should not see: True when done."""
         message = item.message
         if isinstance(message, Request):
@@ -421,7 +355,7 @@ class ScenarioCall:
                     self.resent_2xx(response)
                     continue
                 seen_2xx.add(tag)
-            self._inbox.put_nowait(Arrival(response))
+            self._inbox.put(Arrival(response))
 
     async def _send_ack(self, final: Response) -> None:
         invite = self._invite
@@ -439,14 +373,14 @@ class ScenarioCall:
 
     def deliver(self, txn: ServerTransaction) -> None:
         """A new request for this call."""
-        self._inbox.put_nowait(Arrival(txn.request, txn))
+        self._inbox.put(Arrival(txn.request, txn))
 
     def deliver_ack(self, ack: Request) -> None:
         """An ACK for one of our 2xx; each CSeq once (a resent 2xx may draw a resent ACK)."""
         if ack.cseq.number in self._acks_seen:
             return
         self._acks_seen.add(ack.cseq.number)
-        self._inbox.put_nowait(Arrival(ack))
+        self._inbox.put(Arrival(ack))
 
     def resent_2xx(self, response: Response) -> None:
         """A 2xx we already saw came again: send the same ACK again, if we sent one."""
@@ -461,11 +395,11 @@ class ScenarioCall:
         if invite.final is None:
             response = self.endpoint.core.respond(invite.request, 487, to_tag=self._to_tag)
             invite.send(response)
-        self._inbox.put_nowait(Arrival(cancel))
+        self._inbox.put(Arrival(cancel))
 
     def answer_lost(self, dialog: DialogId) -> None:
         """Our 2xx got no ACK: the next expect fails with that."""
-        self._inbox.put_nowait(_Lost(dialog))
+        self._inbox.put(Lost(dialog))
 
 
 def _uri(value: URI | str | None) -> URI | None:

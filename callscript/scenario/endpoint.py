@@ -17,7 +17,8 @@ from callscript.sip.dialog import DialogId
 from callscript.sip.message import Request, Response
 from callscript.sip.uri import URI
 from callscript.sip.useragent import UserAgentCore
-from callscript.stack import ServerTransaction, Stack
+from callscript.stack import Stack
+from callscript.transaction import ServerTransaction
 
 
 class Endpoint:

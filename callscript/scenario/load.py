@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from callscript.errors import CallscriptError, ConfigError
-from callscript.scenario.call import ScenarioCall, ScenarioFailed
+from callscript.scenario.call import ScenarioCall
 from callscript.scenario.endpoint import Endpoint
+from callscript.scenario.inbox import ScenarioFailed
 from callscript.scenario.loader import Scenario
 from callscript.scenario.stats import CallRecord, Stats
 from callscript.sip.uri import URI

@@ -16,9 +16,6 @@ an :class:`~callscript.sip.ids.IdSource`) and its dialogs, and
   (:meth:`~UserAgentCore.check_request`, §8.2.1, §8.2.2, §12.2.2);
 - keeps its dialogs, found by the id a message carries.
 
-:class:`AnswerRetransmits` resends a UAS's 2xx to INVITE until the ACK comes
-(§13.3.1.4): the transaction layer does not, since the 2xx travels end to end.
-
 Which transport and source address a request leaves from is the caller's
 choice, passed in as a :class:`Local`.
 """
@@ -36,7 +33,6 @@ from callscript.sip.headers import Auth, CSeq
 from callscript.sip.ids import IdSource
 from callscript.sip.message import Request, Response
 from callscript.sip.reply import make_response
-from callscript.sip.timers import TimerConfig
 from callscript.sip.uri import URI
 from callscript.sip.via import Via
 
@@ -389,75 +385,3 @@ class UserAgentCore:
 def _realm(value: object) -> str:
     """The realm of an Auth value (challenge or credentials); ``""`` for anything else."""
     return (value.get("realm") or "") if isinstance(value, Auth) else ""
-
-
-@dataclass(slots=True)
-class _Answer:
-    key: str
-    response: Response
-    next_at: float
-    interval: float
-    give_up_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class Resend:
-    """A 2xx to send again in server transaction ``key`` (which may have ended)."""
-
-    key: str
-    response: Response
-
-
-class AnswerRetransmits:
-    """The UAS core's 2xx retransmissions (RFC 3261 §13.3.1.4).
-
-    Each 2xx to an INVITE is resent at T1, 2*T1, 4*T1..., capped at T2,
-    whatever the transport, until its ACK arrives; after 64*T1 without one
-    the answer is given up (the session should then end with a BYE).
-    """
-
-    def __init__(self, timers: TimerConfig) -> None:
-        self._timers = timers
-        self._answers: dict[tuple[DialogId, int], _Answer] = {}
-
-    def start(self, dialog_id: DialogId, key: str, response: Response, *, now: float) -> None:
-        """Track ``response`` (just sent in server transaction ``key``) until its ACK."""
-        t1 = self._timers.t1
-        # RFC 3261 §13.3.1.4: retransmit from T1, doubling up to T2, for 64*T1.
-        self._answers[(dialog_id, response.cseq.number)] = _Answer(
-            key, response, now + t1, t1, now + self._timers.timeout
-        )
-
-    def acknowledged(self, ack: Request) -> bool:
-        """An ACK arrived; True when it stops a 2xx we were resending."""
-        dialog_id = DialogId.of_request(ack)
-        if dialog_id is None:
-            return False
-        # RFC 3261 §13.3.1.4: the ACK (same dialog, CSeq number of the INVITE) stops the resends.
-        return self._answers.pop((dialog_id, ack.cseq.number), None) is not None
-
-    def waiting(self, dialog_id: DialogId) -> bool:
-        """Whether a 2xx in ``dialog_id`` still waits for its ACK."""
-        return any(key[0] == dialog_id for key in self._answers)
-
-    def handle_timers(self, *, now: float) -> tuple[list[Resend], list[DialogId]]:
-        """The 2xx due again at ``now``, and the dialogs whose ACK never came."""
-        resend: list[Resend] = []
-        lost: list[DialogId] = []
-        for ident, answer in list(self._answers.items()):
-            if answer.give_up_at <= now:
-                del self._answers[ident]
-                lost.append(ident[0])
-            elif answer.next_at <= now:
-                resend.append(Resend(answer.key, answer.response))
-                answer.interval = min(2 * answer.interval, self._timers.t2)
-                answer.next_at = now + answer.interval
-        return resend, lost
-
-    def next_deadline(self) -> float | None:
-        """When :meth:`handle_timers` must next run (``None``: nothing waits)."""
-        times = [min(a.next_at, a.give_up_at) for a in self._answers.values()]
-        return min(times) if times else None
-
-    def __len__(self) -> int:
-        return len(self._answers)

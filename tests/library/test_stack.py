@@ -13,7 +13,8 @@ from callscript.call import Call, IncomingCall
 from callscript.sip.dialog import DialogId
 from callscript.sip.message import Request, Response, parse_message
 from callscript.sip.timers import TimerConfig
-from callscript.stack import RequestFailed, Stack
+from callscript.stack import Stack
+from callscript.transaction import RequestFailed
 
 pytestmark = pytest.mark.timeout(60)
 

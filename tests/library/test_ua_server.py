@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from callscript.agent import UserAgent
-from callscript.stack import RequestFailed, Stack
+from callscript.stack import Stack
 from callscript.store.sqlite import SqliteStore
+from callscript.transaction import RequestFailed
 from tests.interop.harness import (
     REPO,
     Peers,

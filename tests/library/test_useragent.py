@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from callscript.sip.address import Address
+from callscript.sip.answers import AnswerRetransmits
 from callscript.sip.auth import AuthStatus, DigestServer, ha1
 from callscript.sip.dialog import DialogId
 from callscript.sip.errors import LocalProtocolError
@@ -15,7 +16,6 @@ from callscript.sip.reply import make_response
 from callscript.sip.timers import TimerConfig
 from callscript.sip.uri import URI
 from callscript.sip.useragent import (
-    AnswerRetransmits,
     Credentials,
     Local,
     UserAgentCore,

@@ -83,3 +83,17 @@ def test_api_over_tls_accepts_basic_credentials(tmp_path: Path) -> None:
         assert me.status == 200 and me.body["auth"] == "basic"
 
     run(tmp_path, scenario, tls_cert=str(cert), tls_key=str(key), basic_on_loopback=False)
+
+
+def test_script_of_an_account_follows_the_script_file_name_rule() -> None:
+    from callscript.web.uploads import script_ref
+
+    ref = script_ref("alice", "Example.COM")
+    assert ref is not None
+    assert (ref.name, ref.aor, ref.domain) == (
+        "example.com/alice.py",
+        "sip:alice@example.com",
+        "example.com",
+    )
+    odd = script_ref("a b%c", "example.com")
+    assert odd is not None and odd.name == "example.com/a%20b%25c.py"

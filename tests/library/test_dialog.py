@@ -235,3 +235,16 @@ def test_dialog_id_of_messages_from_each_side() -> None:
     assert DialogId.of_request(request) == DialogId("c1@192.0.2.1", "b1", "a1")
     assert DialogId.of_response(answer()) == DialogId("c1@192.0.2.1", "a1", "b1")
     assert DialogId.of_response(answer(100, tag=None)) is None
+
+
+def test_update_is_a_target_refresh_like_re_invite() -> None:
+    """RFC 3261 §12.2: target refresh requests (re-INVITE, and UPDATE) carry and move the target."""
+    dialog = Dialog.from_uac(invite(), answer())
+    update = dialog.create_request("UPDATE")
+    assert str(update.contacts[0].uri) == "sip:alice@192.0.2.1:5060"
+    assert "Contact" not in dialog.create_request("INFO")
+    incoming = update.copy()
+    incoming["CSeq"] = CSeq(3, "UPDATE")
+    incoming["Contact"] = "<sip:bob@192.0.2.66>"
+    assert dialog.receive_request(incoming) is None
+    assert str(dialog.remote_target) == "sip:bob@192.0.2.66"

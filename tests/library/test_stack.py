@@ -14,7 +14,7 @@ from callscript.sip.dialog import DialogId
 from callscript.sip.message import Request, Response, parse_message
 from callscript.sip.timers import TimerConfig
 from callscript.stack import Stack
-from callscript.transaction import RequestFailed
+from callscript.transaction import RequestFailed, ServerTransaction
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -231,6 +231,87 @@ def test_unknown_dialog_gets_481_and_bye_outside_a_dialog_too() -> None:
             response = await peer.receive()
             assert isinstance(response, Response) and response.status == 481
             peer.sock.close()
+
+    run(main)
+
+
+class Registrar:
+    """A registrar made of a Stack handler: records each REGISTER and answers 200."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.requests: list[Request] = []
+        stack.attach(self)
+
+    def owns(self, dialog: DialogId) -> bool:
+        return False
+
+    def accepts(self, request: Request) -> bool:
+        return request.method == "REGISTER"
+
+    def on_request(self, txn: ServerTransaction) -> None:
+        self.requests.append(txn.request)
+        txn.respond(200, headers=[("Contact", txn.request.contacts)])
+
+    def on_ack(self, ack: Request) -> None:
+        pass
+
+    def on_cancel(self, invite: ServerTransaction, cancel: Request) -> None:
+        pass
+
+    def on_stray_response(self, response: Response) -> None:
+        pass
+
+    def on_answer_lost(self, dialog: DialogId) -> None:
+        pass
+
+
+def test_registrations_share_a_call_id_and_count_cseq_up() -> None:
+    """RFC 3261 §10.2: To and From are the address-of-record; one Call-ID, CSeq going up."""
+
+    async def main() -> None:
+        async with await Stack.start() as a, await Stack.start() as registrar_stack:
+            registrar = Registrar(registrar_stack)
+            host, port = registrar_stack.listeners[0].sent_by
+            alice = UserAgent(a, "sip:alice@example.com", proxy=f"sip:{host}:{port}")
+            await alice.register(expires=600)
+            await alice.register(expires=600)
+            await alice.unregister()
+            first, second, last = registrar.requests
+            assert str(first.uri) == "sip:example.com"
+            assert first.to_addr.uri == first.from_addr.uri == alice.aor.uri
+            assert first.call_id == second.call_id == last.call_id
+            assert [r.cseq.number for r in registrar.requests] == [1, 2, 3]
+            assert [str(r["Expires"]) for r in registrar.requests] == ["600", "600", "0"]
+            assert last.contacts[0].params.get("expires") == "0"
+            assert [str(r.uri) for r in first["Route"]] == [f"sip:{host}:{port};lr"]
+
+    run(main)
+
+
+def test_no_response_is_a_408_and_a_transport_failure_a_503() -> None:
+    """RFC 3261 §8.1.3.1: a transaction timeout is treated as 408, a transport error as 503."""
+
+    async def main() -> None:
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        silent.bind(("127.0.0.1", 0))
+        closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        try:
+            listen = ["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]
+            async with await Stack.start(listen, timers=FAST) as a:
+                alice = UserAgent(a, "sip:alice@example.com")
+                with pytest.raises(RequestFailed) as timeout:
+                    await alice.options(f"sip:x@127.0.0.1:{silent.getsockname()[1]}")
+                assert timeout.value.status == 408
+                assert timeout.value.response.reason == "Request Timeout (no response)"
+                target = f"sip:x@127.0.0.1:{closed.getsockname()[1]};transport=tcp"
+                with pytest.raises(RequestFailed) as refused:
+                    await alice.options(target)
+                assert refused.value.status == 503
+                assert "transport error" in refused.value.response.reason
+        finally:
+            silent.close()
+            closed.close()
 
     run(main)
 

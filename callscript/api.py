@@ -36,9 +36,11 @@ as ``io.open`` (or ``builtins.open``).
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
+from callscript.errors import ConfigError
 from callscript.serverscript.call import CallEnded
 from callscript.serverscript.current import current_program
 from callscript.serverscript.forwarding import to_uri
@@ -50,20 +52,33 @@ __all__ = ["URI", "CallEnded", "basic", "configure", "log", "open", "run"]
 _log = logging.getLogger("callscript.script")
 
 
+def _exit(exc: ConfigError) -> NoReturn:
+    """A script describing a server that cannot be built stops here: the reason, status 2."""
+    print(f"callscript: {current_program().name}: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+
 def open(address: tuple[str, int], transports: Iterable[str] = ("udp", "tcp")) -> None:
     """Listen at ``(host, port)``, on UDP and TCP unless ``transports`` says (``'tls'`` too).
 
     Call it once per address; ``''`` as host is every IPv4 address, ``'::'`` every IPv6 one.
+    A bad address ends the script with status 2 (as every configuration error does).
     """
-    current_program().open(address, transports)
+    try:
+        current_program().open(address, transports)
+    except ConfigError as exc:
+        _exit(exc)
 
 
 def configure(**settings: Any) -> None:
-    """Server settings, named as in the TOML configuration's fields of ServerConfig:
+    """Server settings, named as ServerConfig's fields (the TOML configuration's):
     ``domains``, ``database``, ``realm``, ``auth_algorithms``, ``trusted_networks``,
     ``ring_timeout``, ``max_message_size``, ``scripts_enabled``, ``scripts_dir``...
     plus ``threads`` (worker threads for a blocking handler, default 32)."""
-    current_program().configure(**settings)
+    try:
+        current_program().configure(**settings)
+    except ConfigError as exc:
+        _exit(exc)
 
 
 def run() -> None:
@@ -78,11 +93,19 @@ class _Basic:
 
     def addEventListener(self, kind: str, handler: Handler) -> None:
         """Call ``handler(event)`` for every request the server must route."""
-        current_program().basic.addEventListener(kind, handler)
+        try:
+            current_program().add_listener(kind, handler)
+        except ConfigError as exc:
+            _exit(exc)
 
     def on(self, kind: str) -> Callable[[Handler], Handler]:
         """``@basic.on('incoming')``: the decorator form."""
-        return current_program().basic.on(kind)
+
+        def register(handler: Handler) -> Handler:
+            self.addEventListener(kind, handler)
+            return handler
+
+        return register
 
     def __repr__(self) -> str:
         return "<basic>"

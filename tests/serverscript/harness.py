@@ -211,7 +211,7 @@ def start_script(
     port = int((env or {}).get("SIP_PORT", "0")) or free_port()
     command = [*run_command(), "-v"] if how == "callscript" else [sys.executable]
     log = tmp / f"{script.stem}.{how}.log"
-    environment = dict(os.environ, PYTHONUNBUFFERED="1", SIP_PORT=str(port), **(env or {}))
+    environment = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", "SIP_PORT": str(port)}
     environment["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO), environment.get("PYTHONPATH", "")) if p
     )

@@ -488,3 +488,43 @@ def test_misused_actions_fail_the_handler_and_the_caller_gets_500(
             for method, subject in (("MESSAGE", "code"), ("MESSAGE", "redirect"), ("INVITE", "x"))
         ]
     assert statuses == [500, 500, 500]
+
+
+REJECTING = """
+@basic.on('incoming')
+def incoming(event):
+    event.action.reject(code=603, reason='Not today')
+"""
+
+
+def test_user_script_runs_the_callees_script_and_the_admin_can_narrow_it(
+    tmp_path: Path, phones: tuple[Phone, Phone]
+) -> None:
+    """user_script(): 'done' after the script's reject; with allow=('proxy',) the reject is refused: 'default'."""
+    caller, _ = phones
+    scripts = tmp_path / "user_scripts" / "example.com"
+    scripts.mkdir(parents=True)
+    (scripts / "bob.py").write_text(REJECTING, encoding="utf-8")
+    results: list[str] = []
+
+    def route(event: BlockingEvent) -> None:
+        narrow = str(event["Subject"]) == "narrow"
+        result = event.action.user_script(allow=("proxy",) if narrow else None)
+        results.append(result)
+        if result != "done":
+            event.action.reply(480, f"Script said {result}")
+
+    with serving(
+        tmp_path, route, scripts_enabled=True, scripts_dir=str(tmp_path / "user_scripts")
+    ) as served:
+        port = served.port
+        rejected = caller.ask(caller.request("MESSAGE", "sip:bob@example.com"), port)
+        narrowed = caller.ask(
+            caller.request("MESSAGE", "sip:bob@example.com", headers=[("Subject", "narrow")]),
+            port,
+        )
+        nobody = caller.ask(caller.request("MESSAGE", "sip:carol@example.com"), port)
+    assert (rejected.status, rejected.reason) == (603, "Not today")
+    assert (narrowed.status, narrowed.reason) == (480, "Script said default")
+    assert (nobody.status, nobody.reason) == (480, "Script said none")
+    assert results == ["done", "default", "none"]

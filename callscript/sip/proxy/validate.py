@@ -24,10 +24,14 @@ def validate_request(request: Request, config: ProxyConfig) -> Response | None:
     Max-Forwards (step 3), loop detection (step 4) and Proxy-Require (step 5).
     The response carries no To tag; the caller adds one.
     """
-    # RFC 3261 §16.3 step 1: reasonable syntax; the reason says what was wrong and where.
+    # RFC 3261 §16.3 step 1: reasonable syntax of what the proxy uses; the reason says what and where.
     try:
-        request.validate()
+        check_needed(request)
     except ParseError as exc:
+        try:
+            request.validate()  # only to name the line: the error path may be slow
+        except ParseError as located:
+            exc = located if located.line else exc
         return make_response(request, exc.status, _reason(exc))
     # RFC 3261 §16.3 step 2: a Request-URI scheme we do not understand gets 416.
     if request.uri.scheme not in SCHEMES:
@@ -46,6 +50,38 @@ def validate_request(request: Request, config: ProxyConfig) -> Response | None:
     if unsupported:
         return make_response(request, 420, headers=[("Unsupported", unsupported)])
     return None
+
+
+# The headers a proxy reads to validate, route and forward; they appear once each.
+_SINGLE = ("From", "To", "Call-ID", "CSeq", "Max-Forwards")
+
+
+def check_needed(request: Request) -> None:
+    """RFC 3261 §16.3 step 1: the parts the proxy uses must be well-formed; the others are
+    not inspected and go on unchanged.
+
+    Raises:
+        ParseError: the first part that is missing, repeated or malformed.
+    """
+    uri = request.uri
+    # RFC 3261 §19.1.1: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11).
+    if uri.headers:
+        raise ParseError("Request-URI must not carry headers", line=1)
+    if not request.via:
+        raise ParseError("missing Via header")
+    for key in _SINGLE:
+        if len(request.get_all(key)) > 1:
+            raise ParseError(f"more than one {key} header")
+    request.from_addr.uri  # noqa: B018 - parsing is the check
+    request.to_addr.uri  # noqa: B018
+    request.call_id  # noqa: B018
+    request.max_forwards  # noqa: B018
+    # RFC 3261 §8.1.1.5: the CSeq method matches the request method (RFC 4475 §3.1.2.17).
+    if request.cseq.method != request.method:
+        raise ParseError(f"CSeq method {request.cseq.method} does not match {request.method}")
+    for route in request.get_all("Route"):
+        route.uri  # type: ignore[union-attr]  # noqa: B018
+    request.get_all("Proxy-Require")
 
 
 def _reason(exc: ParseError) -> str:

@@ -45,6 +45,8 @@ class BlockingActions:
             raise CallEnded(f"request {call.request.call_id} is gone")
         future = asyncio.run_coroutine_threadsafe(work, self._loop)
         call.waiting.add(future)
+        if call.ended:  # it ended while the action was being handed over
+            future.cancel()
         try:
             return future.result()
         except concurrent.futures.CancelledError:

@@ -109,7 +109,8 @@ async def target_groups(
 
 def apply_record_route(router: ScriptRouter, call: RoutedRequest, outbound: str) -> None:
     """RFC 3261 §16.6 step 4: put our Record-Route on the request, twice when the legs' transports differ."""
-    if not call.record_route or call.record_routed:
+    # With configure(record_route=True) the core record-routes every dialog-creating request itself.
+    if not call.record_route or call.record_routed or router.config.record_route:
         return
     request = call.request
     inbound = call.source.transport
@@ -133,7 +134,7 @@ def stateless_copy(
         copy.uri = target
     max_forwards = copy.max_forwards
     copy["Max-Forwards"] = 70 if max_forwards is None else max(max_forwards - 1, 0)
-    if call.record_route:
+    if call.record_route:  # the core never record-routes stateless copies itself
         inbound = call.source.transport
         if inbound != peer.transport:
             copy.insert("Record-Route", Address(record_route_uri(router.config, inbound)))

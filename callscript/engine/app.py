@@ -19,6 +19,7 @@ from callscript.engine.router import Router, RoutingPolicy
 from callscript.engine.scripted import ScriptSettings
 from callscript.engine.scripthost import ScriptHost
 from callscript.errors import TransportError
+from callscript.metrics import Metrics
 from callscript.sandbox.policy import find_policy
 from callscript.sandbox.pool import SandboxPool
 from callscript.sip.auth import DigestServer
@@ -26,11 +27,17 @@ from callscript.sip.ids import IdSource, RandomIds
 from callscript.sip.proxy.config import ProxyConfig
 from callscript.sip.proxy.core import ProxyCore
 from callscript.sip.registrar import RegistrarPolicy
+from callscript.store.calllog import SqliteCallLog
 from callscript.store.sqlite import SqliteStore
+from callscript.store.versions import SqliteVersionStore
 from callscript.transport.endpoint import TransportConfig
 from callscript.transport.manager import TransportManager
 from callscript.transport.resolver import Resolver
 from callscript.transport.tlsconf import TlsConfig
+from callscript.web.app import WebRunner, bind_engine_metrics, start_web
+from callscript.web.overrides import OverrideStore, apply_overrides
+from callscript.web.services import WebServices
+from callscript.web.tokens import TokenStore
 
 log = logging.getLogger("callscript.server")
 
@@ -47,6 +54,8 @@ class Server:
     router: Router | None = None
     scripts: ScriptHost | None = None
     memory: CollectorTuning | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    web: WebRunner | None = None
     addresses: list[tuple[str, str, int]] = field(default_factory=list)
     _auth: dict[str, DigestServer] = field(default_factory=dict)
 
@@ -72,7 +81,11 @@ class Server:
         proxy_config = self._proxy_config()
         core = ProxyCore(proxy_config, self.ids)
         driver = self.driver = Driver(
-            core, transports, loop=loop, max_message_size=config.max_message_size
+            core,
+            transports,
+            loop=loop,
+            max_message_size=config.max_message_size,
+            metrics=self.metrics,
         )
         nameservers = [_nameserver(text) for text in config.nameservers] or None
         secret = (config.auth_secret or secrets.token_hex(32)).encode()
@@ -102,9 +115,14 @@ class Server:
                 )
             return server
 
+        database = self.store.database
+        overrides = OverrideStore(database)
+        file_policy, where = find_policy(config.sandbox_policy)
+        log.info("sandbox policy from %s", where)
+        # Per-domain overrides set through the management API apply before any script loads.
+        sandbox_policy = apply_overrides(file_policy, overrides.all())
+        call_log = SqliteCallLog(database, keep=config.web.call_log_size)
         if config.scripts_enabled:
-            sandbox_policy, where = find_policy(config.sandbox_policy)
-            log.info("sandbox policy from %s", where)
             pool = SandboxPool(sandbox_policy, served_domains=config.domains)
             self.scripts = ScriptHost(
                 Path(config.scripts_dir), sandbox_policy, pool, self.store.audit
@@ -121,10 +139,33 @@ class Server:
             ids=self.ids,
             scripts=self.scripts,
             script_settings=ScriptSettings(voicemail=config.voicemail, timezone=config.timezone),
+            metrics=self.metrics,
+            call_log=call_log,
         )
         driver.dispatch = self.router.dispatch
         transports.on_message = driver.on_message
         transports.on_error = driver.on_transport_error
+        if config.web.enabled:
+            self.web = await start_web(
+                WebServices(
+                    accounts=self.store.accounts,
+                    audit=self.store.audit,
+                    versions=SqliteVersionStore(database),
+                    calls=call_log,
+                    tokens=TokenStore(database),
+                    overrides=overrides,
+                    scripts_dir=Path(config.scripts_dir),
+                    policy=file_policy,
+                    metrics=self.metrics,
+                    domains=config.domains,
+                    host=self.scripts,
+                    realm=config.realm,
+                    auth_secret=config.auth_secret.encode() if config.auth_secret else None,
+                    config=config.web,
+                )
+            )
+        else:
+            bind_engine_metrics(self.metrics, self.scripts)
         self.memory = CollectorTuning()
         self.memory.start()
         log.info("serving domains %s", ", ".join(config.domains))
@@ -152,6 +193,9 @@ class Server:
 
     async def stop(self) -> None:
         """Close the listeners and the database."""
+        if self.web is not None:
+            await self.web.stop()
+            self.web = None
         if self.memory is not None:
             self.memory.stop()
             self.memory = None

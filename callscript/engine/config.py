@@ -10,6 +10,7 @@ from typing import Any
 
 from callscript.errors import ConfigError
 from callscript.sip.timers import TimerConfig
+from callscript.web.config import WebConfig, parse_web_config
 
 TRANSPORTS = ("udp", "tcp", "tls")
 
@@ -75,6 +76,7 @@ class ServerConfig:
     max_message_size: int = 65535
     log_json: bool = False
     uvloop: bool = True
+    web: WebConfig = field(default_factory=WebConfig)
 
     def __post_init__(self) -> None:
         for network in self.trusted_networks:
@@ -160,6 +162,9 @@ def _flatten(data: dict[str, Any], where: str) -> dict[str, Any]:
     for section, table in data.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: top-level key {section!r} must be a [section]")
+        if section == "web":
+            values["web"] = parse_web_config(table, where)
+            continue
         for key, value in table.items():
             name = f"{section}.{key}"
             if section == "timers" and key in _TIMER_KEYS:

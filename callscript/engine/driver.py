@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from callscript.metrics import Metrics
 from callscript.sip.errors import ParseError
 from callscript.sip.events import Peer
 from callscript.sip.message import Request, Response, parse_message
@@ -45,6 +46,7 @@ class Driver:
         *,
         loop: asyncio.AbstractEventLoop,
         max_message_size: int = 65535,
+        metrics: Metrics | None = None,
     ) -> None:
         self.core = core
         self.transports = transports
@@ -52,6 +54,7 @@ class Driver:
         self.max_message_size = max_message_size
         self.dispatch: Callable[[ProxyEvent], None] = lambda event: None
         self.stats = DriverStats()
+        self.metrics = metrics or Metrics()
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
 
@@ -85,6 +88,7 @@ class Driver:
         try:
             if isinstance(message, Request):
                 self.stats.requests += 1
+                self.metrics.inc("callscript_sip_requests_total", method=message.method)
                 self.core.handle_request(message, source, now=self.now)
             else:
                 self.stats.responses += 1

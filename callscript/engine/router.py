@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callscript.engine.driver import Driver
-from callscript.engine.scripted import ScriptedCall, ScriptSettings
+from callscript.engine.scripted import ScriptedCall, ScriptSettings, outcome_of
 from callscript.engine.scripthost import ScriptHost
+from callscript.metrics import Metrics, status_class
 from callscript.sip.auth import AuthStatus, DigestServer
 from callscript.sip.events import Peer
 from callscript.sip.ids import IdSource
@@ -38,6 +39,7 @@ from callscript.sip.proxy.route import next_hop
 from callscript.sip.registrar import RegistrarPolicy, decide_register, ok_response
 from callscript.sip.uri import URI
 from callscript.store.base import AccountStore, Binding, LocationStore
+from callscript.store.calllog import CallLog
 from callscript.transport.resolver import Resolver
 
 log = logging.getLogger("callscript.calls")
@@ -99,6 +101,8 @@ class Router:
         wall_clock: Callable[[], float] = time.time,
         scripts: ScriptHost | None = None,
         script_settings: ScriptSettings | None = None,
+        metrics: Metrics | None = None,
+        call_log: CallLog | None = None,
     ) -> None:
         self.driver = driver
         self.core = driver.core
@@ -112,6 +116,9 @@ class Router:
         self.wall_clock = wall_clock
         self.scripts = scripts
         self.script_settings = script_settings or ScriptSettings()
+        self.metrics = metrics or Metrics()
+        self.call_log = call_log
+        self._arrived: dict[str, tuple[float, str]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._waiters: dict[str, asyncio.Future[ProxyCompleted]] = {}
         self._stateless: set[asyncio.Task[None]] = set()
@@ -140,6 +147,7 @@ class Router:
                     routing.cancel()
             case ContextClosed(ctx=ctx):
                 self._tasks.pop(ctx, None)
+                self._arrived.pop(ctx, None)
                 waiter = self._waiters.pop(ctx, None)
                 if waiter is not None and not waiter.done():
                     waiter.cancel()
@@ -165,8 +173,17 @@ class Router:
 
     # -- actions on the core, through the driver -------------------------------------------
 
+    def _decided(self, ctx: str) -> None:
+        arrived = self._arrived.pop(ctx, None)
+        if arrived is not None:
+            started, kind = arrived
+            self.metrics.observe(
+                "callscript_proxy_decision_seconds", time.perf_counter() - started, kind=kind
+            )
+
     def reply(self, ctx: str, status: int, reason: str | None = None, **kwargs: Any) -> None:
         """Answer request ``ctx`` and log the outcome when final."""
+        self._decided(ctx)
         context = self.core.context(ctx)
         if context is None or context.final_sent:
             return
@@ -177,6 +194,7 @@ class Router:
 
     def respond(self, ctx: str, response: Response) -> None:
         """Send a response built elsewhere (a challenge, the registrar's) and log it when final."""
+        self._decided(ctx)
         context = self.core.context(ctx)
         if context is None or context.final_sent:
             return
@@ -194,6 +212,7 @@ class Router:
         final: bool = True,
     ) -> None:
         """Fork request ``ctx`` to ``groups``."""
+        self._decided(ctx)
         if self.core.context(ctx) is None:
             return
         self.core.proxy(ctx, groups, now=self.driver.now, ring_timeout=ring_timeout, final=final)
@@ -233,6 +252,7 @@ class Router:
     async def route(self, event: RoutingNeeded) -> None:
         """Decide what request ``event.ctx`` does: scripts first, then the default routing."""
         request, ctx, source = event.request, event.ctx, event.source
+        self._arrived[ctx] = (time.perf_counter(), "default")
         if event.in_dialog:
             await self._route_in_dialog(ctx, request)
             return
@@ -267,6 +287,9 @@ class Router:
         script = self.scripts.lookup(owner)
         if script is None:
             return False
+        if ctx in self._arrived:
+            self._arrived[ctx] = (self._arrived[ctx][0], "script")
+        self.metrics.inc("callscript_script_invocations_total", direction=direction)
         contacts = [b.contact for b in self.location.bindings(owner.aor, now=self.wall_clock())]
         call = ScriptedCall(
             self,
@@ -279,6 +302,7 @@ class Router:
             direction=direction,
             contacts=contacts,
             wall_clock=self.wall_clock,
+            call_log=self.call_log,
         )
         disposition = await call.run()
         # Default: route as if there were no script (for an outgoing script: go on to the callee).
@@ -439,6 +463,12 @@ class Router:
 
     def _log_outcome(self, request: Request, status: int) -> None:
         self.outcomes[status] = self.outcomes.get(status, 0) + 1
+        method = request.method
+        self.metrics.inc(
+            "callscript_sip_responses_total", method=method, **{"class": status_class(status)}
+        )
+        if method == "INVITE":
+            self.metrics.inc("callscript_calls_total", outcome=outcome_of(status))
         log.info(
             "%s %s from %s call-id %s -> %d",
             request.method,
@@ -446,4 +476,5 @@ class Router:
             request.from_addr.uri,
             request.call_id,
             status,
+            extra={"call_id": request.call_id},
         )

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
 from callscript.engine.scripts import ScriptVersion
@@ -37,6 +37,7 @@ from callscript.sandbox.actions import (
     Relay,
     StepFailed,
     Voicemail,
+    action_dict,
 )
 from callscript.sandbox.pool import SandboxPool, Script
 from callscript.sandbox.protocol import event_data
@@ -45,6 +46,7 @@ from callscript.sip.message import Request, Response
 from callscript.sip.proxy.context import Target
 from callscript.sip.uri import URI
 from callscript.store.audit import AuditEntry, AuditLog
+from callscript.store.calllog import CallLog, CallRecord
 
 if TYPE_CHECKING:
     from callscript.engine.router import Router
@@ -89,6 +91,7 @@ class ScriptedCall:
         direction: str,
         contacts: Sequence[str],
         wall_clock: Callable[[], float] = time.time,
+        call_log: CallLog | None = None,
     ) -> None:
         self.router = router
         self.pool = pool
@@ -100,14 +103,47 @@ class ScriptedCall:
         self.direction = direction
         self.contacts = list(contacts)
         self.wall_clock = wall_clock
+        self.call_log = call_log
         self.last: Response | None = None
+        self.trace: list[dict[str, Any]] = []
+        self.status: int | None = None
+        self.violation: str | None = None
 
     async def run(self) -> Disposition | None:
         """Run the script to its end and carry out its decision.
 
         Returns the final disposition when it is left to the caller (``Default``
         means: route as if there were no script), ``None`` when already done.
+        The call is written to the owner's call log either way.
         """
+        started = self.wall_clock()
+        try:
+            return await self._run()
+        finally:
+            self._record(started)
+
+    def _record(self, started: float) -> None:
+        if self.call_log is None:
+            return
+        self.call_log.record(
+            CallRecord(
+                at=started,
+                owner=self.script.owner,
+                call_id=self.request.call_id,
+                method=self.request.method,
+                direction=self.direction,
+                caller=str(self.request.from_addr.uri),
+                callee=str(self.request.uri),
+                script=self.script.name,
+                version=self.script.version,
+                actions=tuple(self.trace),
+                status=self.status,
+                violation=self.violation,
+                duration=self.wall_clock() - started,
+            )
+        )
+
+    async def _run(self) -> Disposition | None:
         arrival = datetime.datetime.fromtimestamp(
             self.wall_clock(), ZoneInfo(self.settings.timezone)
         )
@@ -125,24 +161,31 @@ class ScriptedCall:
         result = await run.start()
         while True:
             self._log_lines(result.actions)
+            self.trace += [action_dict(a) for a in result.actions if not isinstance(a, Log)]
             match result:
                 case Pending(proxy=proxy):
                     outcome, targets = await self._proxy(proxy, final=False)
+                    if self.trace and self.trace[-1].get("kind") == "proxy":
+                        self.trace[-1]["outcome"] = outcome
                     result = await run.resume(outcome, targets)
                 case Finished(disposition=disposition):
                     return await self._finish(disposition)
                 case StepFailed():
                     self._audit_failure(result)
+                    self.violation = f"{result.kind}: {result.message}"
+                    self.trace.append({"kind": "fallback", **action_dict(result.fallback)})
                     return await self._finish(result.fallback)
 
     async def _finish(self, disposition: Disposition) -> Disposition | None:
         match disposition:
             case Proxied():
-                return None
+                return None  # the 2xx already went to the caller (status recorded then)
             case Relay():
                 if self.last is not None:
+                    self.status = self.last.status
                     self.router.forward(self.ctx, self.last)
                 else:
+                    self.status = 480
                     self.router.reply(self.ctx, 480)
                 return None
             case Proxy():
@@ -150,12 +193,15 @@ class ScriptedCall:
                 return None
             case Redirect(targets=targets):
                 contacts = [Address(URI.parse(t)) for t in targets]
+                self.status = disposition.status
                 self.router.reply(self.ctx, disposition.status, headers=[("Contact", contacts)])
                 return None
             case Reject(code=code, reason=reason):
+                self.status = code
                 self.router.reply(self.ctx, code, reason)
                 return None
             case Accept():
+                self.status = 200
                 self.router.reply(self.ctx, 200)
                 return None
             case Voicemail():
@@ -189,6 +235,8 @@ class ScriptedCall:
         if completed is None:
             return "failure", ()
         self.last = completed.response
+        if final or 200 <= completed.status < 300:
+            self.status = completed.status
         outcome = outcome_of(completed.status)
         targets: tuple[str, ...] = ()
         if outcome == "redirection":
@@ -200,7 +248,21 @@ class ScriptedCall:
     def _log_lines(self, actions: Sequence[object]) -> None:
         for action in actions:
             if isinstance(action, Log):
-                log.info("[%s %s] %s", self.script.owner, self.script.version, action.text)
+                log.info(
+                    "[%s %s] %s",
+                    self.script.owner,
+                    self.script.version,
+                    action.text,
+                    extra=self._log_fields(),
+                )
+
+    def _log_fields(self) -> dict[str, str]:
+        # Structured logs (--log-json) carry these as fields of their own.
+        return {
+            "call_id": self.request.call_id,
+            "user": self.script.owner,
+            "script_version": self.script.version,
+        }
 
     def _audit_failure(self, failed: StepFailed) -> None:
         log.warning(
@@ -211,6 +273,7 @@ class ScriptedCall:
             failed.line,
             failed.message,
             self.request.call_id,
+            extra=self._log_fields(),
         )
         self.audit.record(
             AuditEntry(

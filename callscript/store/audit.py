@@ -19,6 +19,11 @@ KINDS = (
     "violation",  # a step failed: error, timeout, memory, crash
     "quarantine",  # a script was put in quarantine
     "release",  # a quarantine ended
+    "access",  # the management API refused an access (access:denied)
+    "upload",  # a script version uploaded through the API
+    "rollback",  # a previous version made live again
+    "policy",  # a per-domain policy override set or removed
+    "token",  # an API token issued or revoked
 )
 
 

@@ -11,6 +11,7 @@ import json
 import os
 
 from callscript.sip.uri import URI
+from callscript.store.audit import SqliteAuditLog
 from callscript.store.base import (
     Binding,
     StoreError,
@@ -19,7 +20,6 @@ from callscript.store.base import (
     order_bindings,
     parse_contact,
 )
-from callscript.store.audit import SqliteAuditLog
 from callscript.store.sqlite_accounts import SqliteAccountStore
 from callscript.store.sqlite_db import Database, Transaction, as_float, as_int, migrate
 
@@ -58,6 +58,11 @@ class SqliteStore:
     def accounts(self) -> SqliteAccountStore:
         """The digest accounts."""
         return self._accounts
+
+    @property
+    def database(self) -> Database:
+        """The connection, for the stores other packages keep in the same file."""
+        return self._db
 
     @property
     def audit(self) -> SqliteAuditLog:

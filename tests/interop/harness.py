@@ -99,6 +99,8 @@ def start_server(
     listen = listen or [f"udp:127.0.0.1:{port}", f"tcp:127.0.0.1:{port}"]
     port = int(listen[0].rsplit(":", 1)[1])
     addresses = ", ".join(f'"{item}"' for item in listen)
+    # The management API stays off unless a test asks for it (it would all want port 8080).
+    web = "" if "[web]" in tail else "[web]\nenabled = false"
     db = tmp / "callscript.db"
     config = tmp / "callscript.toml"
     quoted = ", ".join(f'"{d}"' for d in domains)
@@ -111,6 +113,7 @@ database = "{db}"
 uvloop = false
 {extra}
 {tail}
+{web}
 """
     )
     log = tmp / "server.log"

@@ -261,8 +261,7 @@ class UserAgent:
                 cancelled = True
                 continue
             if response is None:
-                assert txn.final is not None
-                return txn.final, cancelled
+                return txn.outcome(), cancelled
             if response.status >= 200:
                 return response, cancelled
             if response.status > 100 and response.to_addr.tag is not None:

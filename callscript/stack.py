@@ -139,10 +139,19 @@ class Stack:
         return stack
 
     async def close(self) -> None:
-        """Stop the timer and close every socket; safe to call twice."""
+        """Stop the timer, end the transactions still waiting and close every socket.
+
+        Requests still waiting get a local 503 ("stack closed"). Safe to call twice.
+        """
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for txn in list(self._clients.values()):
+            if txn.final is None:
+                txn._put(make_response(txn.request, 503, "Service Unavailable (stack closed)"))
+            txn._put(None)
+        self._clients.clear()
+        self._servers.clear()
         await self.transports.close()
 
     async def __aenter__(self) -> Stack:
@@ -236,6 +245,13 @@ class Stack:
 
     def _on_message(self, data: bytes, source: Peer, listener: Listener | None) -> None:
         try:
+            self._receive(data, source)
+        except Exception:  # an adapter keeps serving whatever one message did
+            log.exception("error while handling a message from %s:%s", source.host, source.port)
+        self._after_input()
+
+    def _receive(self, data: bytes, source: Peer) -> None:
+        try:
             message = parse_message(data, max_size=self.transports.config.udp_max_size)
             message.top_via  # noqa: B018 - the transaction layer needs these
             message.cseq  # noqa: B018
@@ -253,7 +269,6 @@ class Stack:
             self.malformed += 1
             log.info("malformed message from %s:%s: %s", source.host, source.port, exc)
             self.transports.answer_malformed(data, exc, source)
-        self._after_input()
 
     def _on_transport_error(self, peer: Peer, exc: Exception) -> None:
         now = self.loop.time()

@@ -124,11 +124,13 @@ class ClientTransaction(Transaction):
             while True:
                 response = await self._queue.get()
                 if response is None:
-                    # The transaction ended after its final response was already taken.
-                    assert self.final is not None
-                    return self.final
+                    return self.outcome()
                 if response.status >= 200:
                     return response
+
+    def outcome(self) -> Response:
+        """The final response received, or a local 408 when the transaction ended without one."""
+        return self.final or make_response(self.request, 408, "Request Timeout (transaction ended)")
 
     def cancel(self) -> None:
         """Cancel this INVITE as soon as RFC 3261 §9.1 allows (after a provisional)."""

@@ -327,7 +327,8 @@ class RawPeer:
 
     async def receive(self) -> Request | Response:
         loop = asyncio.get_running_loop()
-        data = await loop.sock_recv(self.sock, 65535)
+        async with asyncio.timeout(10):
+            data = await loop.sock_recv(self.sock, 65535)
         return parse_message(data)
 
     def send(self, port: int, method: str, *, to_tag: str | None = None, headers: str = "") -> None:
@@ -378,6 +379,57 @@ def test_2xx_resent_until_given_up_then_the_callee_hangs_up() -> None:
             assert statuses[0] == 100
             assert statuses.count(200) > 2
             assert answered and "no ACK" in str(answered[0])
+            peer.sock.close()
+
+    run(main)
+
+
+def test_closing_the_stack_ends_the_requests_still_waiting() -> None:
+    """A request in flight when its stack closes fails with a local 503 instead of hanging."""
+
+    async def main() -> None:
+        silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        silent.bind(("127.0.0.1", 0))
+        try:
+            stack = await Stack.start()
+            alice = UserAgent(stack, "sip:alice@example.com")
+            waiting = asyncio.ensure_future(
+                alice.options(f"sip:x@127.0.0.1:{silent.getsockname()[1]}")
+            )
+            await asyncio.sleep(0.05)
+            await stack.close()
+            with pytest.raises(RequestFailed) as failure:
+                await waiting
+            assert failure.value.status == 503
+            assert failure.value.response.reason == "Service Unavailable (stack closed)"
+            await stack.close()
+        finally:
+            silent.close()
+
+    run(main)
+
+
+def test_garbage_is_answered_or_dropped_and_the_stack_keeps_serving() -> None:
+    """Bytes that are not SIP never stop the stack: a broken request gets 400, then calls work."""
+
+    async def main() -> None:
+        async with await Stack.start() as a, await Stack.start() as b:
+            UserAgent(b, "sip:bob@example.com")
+            peer = RawPeer()
+            port = b.listeners[0].port
+            peer.sock.sendto(b"\x00\xffnot sip at all\r\n\r\n", ("127.0.0.1", port))
+            peer.sock.sendto(
+                f"OPTIONS sip:bob@127.0.0.1:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port};branch=z9hG4bK-bad\r\n"
+                "From: <sip:raw@example.com>;tag=r\r\nTo: <sip:bob@example.com>\r\n"
+                "Call-ID: bad\r\nCSeq: x OPTIONS\r\nContent-Length: 0\r\n\r\n".encode(),
+                ("127.0.0.1", port),
+            )
+            response = await peer.receive()
+            assert isinstance(response, Response) and response.status == 400
+            assert b.malformed == 2
+            alice = UserAgent(a, "sip:alice@example.com")
+            assert (await alice.options(uri_of(b, "bob"))).status == 200
             peer.sock.close()
 
     run(main)

@@ -22,7 +22,7 @@ from callscript.sip.events import Peer
 from callscript.sip.message import Request, Response
 from callscript.sip.uri import URI
 from callscript.sip.useragent import Local
-from callscript.transaction import RequestFailed, ServerTransaction
+from callscript.transaction import ServerTransaction
 
 if TYPE_CHECKING:
     from callscript.agent import UserAgent
@@ -292,4 +292,4 @@ class IncomingCall:
         return f"<IncomingCall from {self.caller} {self.request.call_id}>"
 
 
-__all__ = ["Call", "IncomingCall", "RequestFailed"]
+__all__ = ["Call", "IncomingCall"]

@@ -233,6 +233,32 @@ def parse_params(text: str) -> list[Param]:
     return params
 
 
+# Parameters written as plain tokens: ``;name`` or ``;name=value`` (split_simple_params).
+SIMPLE_PARAMS = r"(?:;[A-Za-z0-9\-.!%*_+`'~=;]*)?"
+
+
+def split_simple_params(text: str) -> Params | None:
+    """Parameters matched by :data:`SIMPLE_PARAMS` (``;tag=x;lr``), or ``None``.
+
+    ``None`` means the text is not a run of ``;token[=token]``: an empty
+    parameter or value, or a second ``=``. The caller then takes its careful path.
+    """
+    if not text:
+        return Params()
+    if text.count(";") == 1:
+        name, eq, value = text[1:].partition("=")
+        if name and (not eq or (value and "=" not in value)):
+            return Params({name.lower(): value if eq else None})
+        return None
+    params: dict[str, str | None] = {}
+    for chunk in text[1:].split(";"):
+        name, eq, value = chunk.partition("=")
+        if not name or (eq and (not value or "=" in value)):
+            return None
+        params[name.lower()] = value if eq else None
+    return Params(params)
+
+
 def is_param_value(value: str) -> bool:
     """True when ``value`` is a gen-value: a token, a host or a quoted-string."""
     # RFC 3261 §25.1: gen-value = token / host / quoted-string. RFC 5118 §4.5 asks

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from callscript.sip.abnf import (
+    SIMPLE_PARAMS,
     WSP,
     Params,
     checked_params,
@@ -19,6 +20,7 @@ from callscript.sip.abnf import (
     parse_params,
     quote,
     read_quoted,
+    split_simple_params,
 )
 from callscript.sip.errors import LocalProtocolError, ParseError
 from callscript.sip.uri import URI, parse_uri
@@ -26,7 +28,7 @@ from callscript.sip.uri import URI, parse_uri
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 # The common shapes, ``"Name" <uri>;tag=x`` and ``<uri>;tag=x``, without LWS surprises.
 _FAST_RE = re.compile(
-    rf'(?:"([^"\\]*)" ?|({_TOKEN}(?: {_TOKEN})*) )?<([^<>\s"]+)>((?:;{_TOKEN}(?:={_TOKEN})?)*)'
+    rf'(?:"([^"\\]*)" ?|({_TOKEN}(?: {_TOKEN})*) )?<([^<>\s"]+)>({SIMPLE_PARAMS})'
 )
 
 
@@ -146,29 +148,18 @@ def parse_address(text: str) -> Address:
     """Parse one address value (see :class:`Address`)."""
     match = _FAST_RE.fullmatch(text)
     if match is not None:
-        addr = Address.__new__(Address)
-        quoted, plain, addr._uri_text, param_text = match.groups()
-        addr.display = quoted if quoted is not None else plain
-        addr._uri = None
-        if not param_text:
-            addr.params = Params()
-        elif param_text.count(";") == 1:
-            name, eq, value = param_text[1:].partition("=")
-            addr.params = Params({name.lower(): value if eq else None})
-        else:
-            addr.params = Params(_split_simple_params(param_text))
-        addr.star = False
-        addr._text = text
-        return addr
+        quoted, plain, uri_text, param_text = match.groups()
+        params = split_simple_params(param_text)
+        if params is not None:
+            addr = object.__new__(Address)
+            addr.display = quoted if quoted is not None else plain
+            addr._uri = None
+            addr._uri_text = uri_text
+            addr.params = params
+            addr.star = False
+            addr._text = text
+            return addr
     return _parse_address_slow(text)
-
-
-def _split_simple_params(param_text: str) -> list[tuple[str, str | None]]:
-    out: list[tuple[str, str | None]] = []
-    for chunk in param_text[1:].split(";"):
-        name, eq, value = chunk.partition("=")
-        out.append((name.lower(), value if eq else None))
-    return out
 
 
 def _parse_address_slow(original: str) -> Address:

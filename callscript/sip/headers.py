@@ -319,13 +319,33 @@ def parse_uint(text: str, *, limit: int = _UINT32, what: str = "value") -> int:
 
 def _number(limit: int, what: str) -> Callable[[str], Header]:
     def parse(text: str) -> Header:
-        return Number(parse_uint(text, limit=limit, what=what))
+        number = object.__new__(Number)
+        # The common case, a few ASCII digits, without the general checks.
+        if text.isdigit() and len(text) < 4 and text.isascii() and int(text) <= limit:
+            number.number = int(text)
+        else:
+            number.number = parse_uint(text, limit=limit, what=what)
+        return number
 
     return parse
 
 
+# Methods of RFC 3261 and its extensions: a CSeq naming one needs no token check.
+_METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY",
+     "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"}
+)  # fmt: skip
+
+
 def parse_cseq(text: str) -> CSeq:
     """RFC 3261 §20.16: ``1*DIGIT LWS Method``; the number fits in 32 bits."""
+    number_text, _, method = text.partition(" ")
+    digits = number_text.isdigit() and number_text.isascii()
+    if digits and len(number_text) < 10 and method in _METHODS:
+        cseq = object.__new__(CSeq)
+        cseq.number = int(number_text)
+        cseq.method = method
+        return cseq
     match = _CSEQ_RE.fullmatch(text)
     if match is None:
         raise ParseError(f"malformed CSeq {text[:40]!r}", text=text)
@@ -340,7 +360,9 @@ def parse_call_id(text: str) -> Text:
     """RFC 3261 §20.8: ``word [ "@" word ]``."""
     value = text.strip(WSP)
     if _CALL_ID_RE.fullmatch(value) is not None:
-        return Text(value)
+        call_id = object.__new__(Text)
+        call_id.text = value
+        return call_id
     local, at, host = value.partition("@")
     if not is_word(local) or (at and not is_word(host)):
         raise ParseError(f"malformed Call-ID {value[:40]!r}", text=text)
@@ -490,6 +512,11 @@ def parse_values(key: str, text: str) -> list[HeaderValue]:
     """
     parser = PARSERS.get(key, parse_text)
     if key in LIST_HEADERS:
+        if "," not in text and '"' not in text and "<" not in text:
+            # One element and nothing that could hide a comma: no list splitting.
+            value = text.strip(WSP)
+            if value:
+                return [parser(value)]
         parts = split_list(text)
         if len(parts) == 1 and not parts[0]:
             if key in EMPTY_OK:

@@ -18,10 +18,9 @@ Lines are never changed in place, only replaced.
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Iterator
-from typing import Any, Self, cast
+from typing import Any, Self
 
 from callscript.sip.abnf import has_control, is_token, unfold
 from callscript.sip.address import Address
@@ -33,7 +32,6 @@ from callscript.sip.headers import (
     SPELLINGS,
     CSeq,
     HeaderValue,
-    Number,
     Text,
     header_key,
     make_value,
@@ -94,10 +92,10 @@ class Message:
         except KeyError:
             return []
 
-    def _values(self, line: str) -> list[HeaderValue]:
+    def _values(self, line: str, key: str | None = None) -> list[HeaderValue]:
         values = self._parsed.get(line)
         if values is None:
-            values = self._parsed[line] = _parse_line(line)
+            values = self._parsed[line] = _parse_line(line, key)
         return values
 
     def _first(self, key: str) -> HeaderValue | None:
@@ -117,12 +115,30 @@ class Message:
             except ValueError:
                 return None
 
+    def _required(self, key: str) -> HeaderValue:
+        # The hot path of every typed accessor: the first line of ``key`` holds a value.
+        keys = self._keys
+        if key in keys:
+            line = self._lines[keys.index(key)]
+            values = self._parsed.get(line)
+            if values is None:
+                values = self._parsed[line] = _parse_line(line, key)
+            if values:
+                return values[0]
+        value = self._first(key)
+        if value is None:
+            raise ParseError(f"missing {key} header")
+        return value
+
     def _all(self, key: str) -> list[HeaderValue]:
+        keys = self._keys
+        if keys.count(key) == 1:
+            return self._values(self._lines[keys.index(key)], key)[:]
         out: list[HeaderValue] = []
         lines = self._lines
-        for i, k in enumerate(self._keys):
+        for i, k in enumerate(keys):
             if k == key:
-                out += self._values(lines[i])
+                out += self._values(lines[i], key)
         return out
 
     def __contains__(self, name: object) -> bool:
@@ -144,52 +160,49 @@ class Message:
 
     # -- typed accessors for the stack (raise ParseError when missing or bad) --
 
+    # The parsers of these headers only make values of the type named, so the
+    # accessors return them unchecked (typing.cast would cost a call each time).
+
     @property
     def via(self) -> list[Via]:
         """All Via values, top first."""
-        return cast(list[Via], self._all("Via"))
+        return self._all("Via")  # type: ignore[return-value]
 
     @property
     def top_via(self) -> Via:
         """The topmost Via value."""
-        return cast(Via, self._required("Via"))
+        return self._required("Via")  # type: ignore[return-value]
 
     @property
     def from_addr(self) -> Address:
         """The From value."""
-        return cast(Address, self._required("From"))
+        return self._required("From")  # type: ignore[return-value]
 
     @property
     def to_addr(self) -> Address:
         """The To value."""
-        return cast(Address, self._required("To"))
+        return self._required("To")  # type: ignore[return-value]
 
     @property
     def call_id(self) -> str:
         """The Call-ID."""
-        return cast(Text, self._required("Call-ID")).text
+        return self._required("Call-ID").text  # type: ignore[union-attr,no-any-return]
 
     @property
     def cseq(self) -> CSeq:
         """The CSeq value."""
-        return cast(CSeq, self._required("CSeq"))
+        return self._required("CSeq")  # type: ignore[return-value]
 
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards, or ``None`` when absent (RFC 2543 peers omit it)."""
         value = self._first("Max-Forwards")
-        return None if value is None else cast(Number, value).number
+        return None if value is None else value.number  # type: ignore[union-attr]
 
     @property
     def contacts(self) -> list[Address]:
         """All Contact values."""
-        return cast(list[Address], self._all("Contact"))
-
-    def _required(self, key: str) -> HeaderValue:
-        value = self._first(key)
-        if value is None:
-            raise ParseError(f"missing {key} header")
-        return value
+        return self._all("Contact")  # type: ignore[return-value]
 
     # -- changing ------------------------------------------------------------
 
@@ -557,9 +570,8 @@ def _parse_line(line: str, key: str | None = None) -> list[HeaderValue]:
     text = line[colon + 1 :]
     if "\n" in text:
         text = unfold(text)
-    parser = SINGLE_PARSERS.get(key)
-    if parser is not None:
-        return [parser(text.strip(" \t"))]
+    if key in SINGLE_PARSERS:
+        return [SINGLE_PARSERS[key](text.strip(" \t"))]
     return parse_values(key, text)
 
 
@@ -598,33 +610,50 @@ def parse_message(data: bytes, *, max_size: int | None = None) -> Request | Resp
         )
         body_start = end + 2
     lines = head.split("\r\n")
-    # Every CR and LF of the header section must belong to a CRLF line end.
-    if head.count("\r") != len(lines) - 1 or head.count("\n") != len(lines) - 1:
+    # Every CR and LF of the header section must belong to a CRLF line end; with the
+    # line ends cut out, one memchr each finds any other.
+    joined = "".join(lines)
+    if "\r" in joined or "\n" in joined:
         raise ParseError("bare CR or LF inside the header section")
-    if "\r\n " in head or "\r\n\t" in head:
-        lines = _folded_lines(lines)
-    msg = _parse_start(lines[0])
+    start = lines[0]
     del lines[0]
-    spelling = SPELLINGS.get
-    found = [spelling(line.partition(":")[0]) for line in lines]
-    if None in found:
-        keys = [
-            key or _slow_key(line, i)
-            for i, (key, line) in enumerate(zip(found, lines, strict=True))
-        ]
+    # One subscript per line: the name as written maps straight to its key. A line
+    # that misses (a continuation line, an unknown or oddly spelled name, no colon)
+    # sends the whole header section down the careful path.
+    try:
+        keys = [SPELLINGS[line.partition(":")[0]] for line in lines]
+    except KeyError:
+        msg, lines, keys = _parse_careful(start, lines)
     else:
-        keys = cast(list[str], found)
-    if _CONTENT_LENGTH not in keys:
-        lengths = []
-    elif keys.count(_CONTENT_LENGTH) == 1:
-        lengths = [lines[keys.index(_CONTENT_LENGTH)]]
-    else:
-        lengths = [line for key, line in zip(keys, lines, strict=True) if key == _CONTENT_LENGTH]
+        msg = _parse_start(start)
     msg._keys = keys
     msg._lines = lines
     msg._parsed = {}
+    if _CONTENT_LENGTH not in keys:
+        # RFC 3261 §18.3: on a datagram without Content-Length the body runs to its end.
+        msg.body = data[body_start:]
+        return msg
+    # The common case inline: one Content-Length of a few digits that fits the datagram.
+    text = lines[keys.index(_CONTENT_LENGTH)].partition(":")[2].strip(" \t")
+    if text.isdigit() and len(text) < 9 and text.isascii() and keys.count(_CONTENT_LENGTH) == 1:
+        length = int(text)
+        if length <= len(data) - body_start:
+            msg.body = data[body_start : body_start + length]
+            return msg
+    lengths = [line for key, line in zip(keys, lines, strict=True) if key == _CONTENT_LENGTH]
     msg.body = _datagram_body(data, body_start, lengths)
     return msg
+
+
+def _parse_careful(start: str, lines: list[str]) -> tuple[Request | Response, list[str], list[str]]:
+    # Folds are joined before anything else, so that errors name the folded line.
+    if any(line[:1] in (" ", "\t") and line for line in lines):
+        lines = _folded_lines([start, *lines])
+        del lines[0]
+    msg = _parse_start(start)
+    key_of = SPELLINGS.get
+    keys = [key_of(line.partition(":")[0]) or _slow_key(line, i) for i, line in enumerate(lines)]
+    return msg, lines, keys
 
 
 def _slow_key(line: str, index: int) -> str:
@@ -657,14 +686,34 @@ def _folded_lines(raw_lines: list[str]) -> list[str]:
     return lines
 
 
-_REQUEST_LINE_RE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+) ([^ ]+) SIP/2\.0")
+_METHODS = frozenset(
+    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY",
+     "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE"}
+)  # fmt: skip
 
 
 def _parse_start(line: str) -> Request | Response:
-    match = _REQUEST_LINE_RE.fullmatch(line)
-    if match is not None:
+    # The common shapes first: "SIP/2.0 200 OK" and "INVITE sip:... SIP/2.0".
+    if line[:8] == "SIP/2.0 ":
+        code = line[8:11]
+        if (
+            len(code) == 3
+            and code.isdigit()
+            and code.isascii()
+            and code[0] in "123456"
+            and line[11:12] in (" ", "")
+        ):
+            response = object.__new__(Response)
+            response.status = int(code)
+            response.reason = line[12:]
+            return response
+        return _parse_status_line(line)
+    method, _, rest = line.partition(" ")
+    uri_text, _, version = rest.partition(" ")
+    if version == "SIP/2.0" and uri_text and (method in _METHODS or is_token(method)):
         request = object.__new__(Request)
-        request.method, request._uri_text = match.groups()
+        request.method = method
+        request._uri_text = uri_text
         request._uri = None
         return request
     if line.startswith("SIP/"):
@@ -724,18 +773,8 @@ def _parse_status_line(line: str) -> Response:
 
 
 def _datagram_body(data: bytes, start: int, lengths: list[str]) -> bytes:
-    if not lengths:
-        # RFC 3261 §18.3: on a datagram without Content-Length the body runs to its end.
-        return data[start:]
-    if len(lengths) == 1:
-        line = lengths[0]
-        text = line[line.find(":") + 1 :].strip(" \t")
-        if text.isdigit() and len(text) < 9 and text.isascii():
-            length = int(text)
-            if length <= len(data) - start:
-                return data[start : start + length]
-    lengths = [line[line.find(":") + 1 :] for line in lengths]
-    values = {unfold(text).strip(" \t") for text in lengths}
+    texts = [line[line.find(":") + 1 :] for line in lengths]
+    values = {unfold(text).strip(" \t") for text in texts}
     if len(values) > 1:
         # RFC 3261 §18.3 / RFC 4475 §3.3.9: conflicting Content-Length values cannot frame.
         raise ParseError("conflicting Content-Length headers")

@@ -29,8 +29,11 @@ _USER_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,;?/]|%[0-9A-Fa-f]{2})+")
 _PASSWORD_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})*")
 # RFC 3261 §25.1: hostname = *( domainlabel "." ) toplabel [ "." ], and a toplabel
 # starts with a letter, so "192.0.2.300" is a bad IPv4 address, not a host name.
+# A label is runs of alphanumerics joined by runs of hyphens; the possessive runs never
+# give characters back, since what follows a run can only be '-', '.' or the end.
 HOSTNAME = (
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.?"
+    r"(?:[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+\.)*"
+    r"[A-Za-z][A-Za-z0-9]*+(?:-++[A-Za-z0-9]++)*+\.?"
 )
 # RFC 3261 §25.1: IPv4address = 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT "." 1*3DIGIT (each 0-255).
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"

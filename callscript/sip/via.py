@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import re
 
-from callscript.sip.abnf import Params, checked_params, format_params, is_token, parse_params
+from callscript.sip.abnf import (
+    SIMPLE_PARAMS,
+    Params,
+    checked_params,
+    format_params,
+    is_token,
+    parse_params,
+    split_simple_params,
+)
 from callscript.sip.errors import LocalProtocolError, ParseError
 from callscript.sip.uri import (
     HOST_RE,
@@ -23,10 +31,10 @@ from callscript.sip.uri import (
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 _FAST_RE = re.compile(
     rf"SIP/2\.0/({_TOKEN}) ({HOSTNAME}|{IPV4}|{IPV6_REFERENCE})(?::([0-9]{{1,5}}))?"
-    rf"((?:;{_TOKEN}(?:={_TOKEN})?)*)"
+    rf"({SIMPLE_PARAMS})"
 )
-# Parameters whose values parse_via checks beyond the token grammar.
-_CHECKED_RE = re.compile(r";(?:ttl|received|rport=|branch(?:;|$))", re.IGNORECASE)
+# Parameters whose values parse_via checks beyond the token grammar (and branch, below).
+_CHECKED = frozenset({"ttl", "received", "rport"})
 _SLOW_RE = re.compile(
     rf"[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]*/[ \t]*({_TOKEN})[ \t]+"
     r"([A-Za-z0-9\-.]+|\[[^\]]*\])(?:[ \t]*:[ \t]*([0-9]+))?[ \t]*(;.*)?",
@@ -142,25 +150,25 @@ def parse_via(text: str) -> Via:
     if match is None:
         return _parse_via_slow(text)
     transport, host, port, param_text = match.groups()
-    via = Via.__new__(Via)
-    via.protocol = "SIP/2.0"
-    via.transport = transport if transport in _TRANSPORTS else transport.upper()
+    params = split_simple_params(param_text)
+    if params is None:
+        return _parse_via_slow(text)
     if host[0] == "[" and not is_ipv6_reference(host):
         raise ParseError(f"bad IPv6 reference in Via {host!r}", text=text)
+    via = object.__new__(Via)
+    via.protocol = "SIP/2.0"
+    via.transport = transport if transport in _TRANSPORTS else transport.upper()
     via.host = host
-    via.port = None if port is None else int(port)
-    if via.port is not None and via.port > 65535:
-        raise ParseError(f"bad port in Via {port!r}", text=text)
-    if param_text:
-        params: list[tuple[str, str | None]] = []
-        for chunk in param_text[1:].split(";"):
-            name, eq, value = chunk.partition("=")
-            params.append((name.lower(), value if eq else None))
-        via.params = Params(params)
-        if _CHECKED_RE.search(param_text) is not None:
-            _check_via_params(via.params, text)
+    if port is None:
+        via.port = None
     else:
-        via.params = Params()
+        via.port = int(port)
+        if via.port > 65535:
+            raise ParseError(f"bad port in Via {port!r}", text=text)
+    via.params = params
+    # A valueless branch is the one branch check the token grammar leaves.
+    if not _CHECKED.isdisjoint(params) or dict.get(params, "branch", "") is None:
+        _check_via_params(params, text)
     via._text = text
     return via
 

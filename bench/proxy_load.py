@@ -58,6 +58,15 @@ TICKS = os.sysconf("SC_CLK_TCK")
 KAMAILIO_SHM_MB = 1024
 SYSCTLS = ("net.core.rmem_max", "net.core.wmem_max", "net.core.rmem_default")
 RTDS = (("invite100", "INVITE->100"), ("invite200", "INVITE->200"))
+# The per-user script of the callscript-scripts system: every callee rings, then voicemail.
+PROXY_THEN_VOICEMAIL = """
+def incoming(event):
+    if event.action.proxy(timeout=30) in ('busy', 'noanswer', 'failure'):
+        event.action.voicemail()
+
+basic.addEventListener('incoming', incoming)
+"""
+SCRIPTED_USERS = 1000
 # callscript runs under this bootstrap (with --gc-log, the default): it logs every garbage
 # collection that takes >= 5 ms, so that stalls of the event loop show with their cause.
 # The callback costs about a microsecond per collection; callscript itself is unchanged.
@@ -382,9 +391,18 @@ class Callscript(Proxy):
     """``callscript serve`` with a generated config and the callee's binding seeded."""
 
     def __init__(
-        self, workdir: Path, uas_port: int, *, uvloop: bool, rcvbuf: int, name: str, gc_log: bool
+        self,
+        workdir: Path,
+        uas_port: int,
+        *,
+        uvloop: bool,
+        rcvbuf: int,
+        name: str,
+        gc_log: bool,
+        users: int = 0,
     ) -> None:
         self.name = name
+        self.users = users
         self.gc_log = gc_log
         self.uvloop = uvloop
         self.rcvbuf = rcvbuf
@@ -411,24 +429,34 @@ class Callscript(Proxy):
         return [sys.executable, *start, "serve", "--config", str(self.config)]
 
     def seed(self, db: Path) -> None:
-        """Register the sipp UAS as the benchmark user's contact, straight into the store."""
+        """Register the sipp UAS as the benchmark users' contact, straight into the store; with
+        ``users``, give each of u0..u<users-1> a proxy-then-voicemail script too."""
         from callscript.store.base import Binding
         from callscript.store.sqlite import SqliteStore
 
+        names = [USER] + [f"u{i}" for i in range(self.users)]
         store = SqliteStore(str(db))
         try:
-            store.location.save(
-                Binding(
-                    aor=f"sip:{USER}@{DOMAIN}",
-                    contact=f"sip:callee@{HOST}:{self.uas_port}",
-                    expires_at=time.time() + 86400,
-                    call_id="proxy-load-seed",
-                    cseq=1,
-                    q=1.0,
+            for name in names:
+                store.location.save(
+                    Binding(
+                        aor=f"sip:{name}@{DOMAIN}",
+                        contact=f"sip:callee@{HOST}:{self.uas_port}",
+                        expires_at=time.time() + 86400,
+                        call_id="proxy-load-seed",
+                        cseq=1,
+                        q=1.0,
+                    )
                 )
-            )
         finally:
             store.close()
+        folder = self.workdir / "user_scripts" / DOMAIN
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(self.users):
+            (folder / f"u{i}.py").write_text(PROXY_THEN_VOICEMAIL)
+        if self.users:
+            rows = "".join(f"u{i};\n" for i in range(self.users))
+            (self.workdir / "users.csv").write_text("SEQUENTIAL\n" + rows)
 
     def version(self) -> str:
         import callscript
@@ -467,9 +495,12 @@ def run_step(proxy: Proxy, rate: int, args: argparse.Namespace, profile: bool) -
     uas_cmd = [*sipp_args("uas.xml", proxy.uas_port, "uas", work, args), "-timeout", str(limit + 5)]
     uas = spawn(uas_cmd, work / "uas.out", work)
     time.sleep(0.3)  # sipp binds at once; leave it the time to read its scenario
+    users = getattr(proxy, "users", 0)
+    # With scripted users, each call goes to the next user of users.csv (uac_users.xml).
+    called = ["-inf", str(proxy.workdir / "users.csv")] if users else ["-s", USER]
     uac_cmd = [
-        *sipp_args("uac.xml", free_port(), "uac", work, args),
-        "-s", USER, "-key", "domain", DOMAIN,
+        *sipp_args("uac_users.xml" if users else "uac.xml", free_port(), "uac", work, args),
+        *called, "-key", "domain", DOMAIN,
         "-r", str(rate), "-rp", "1000", "-m", str(calls),
         "-l", str(min(rate * (args.recv_timeout + 2) + 100, 15000)),
         "-d", str(args.hold),
@@ -660,6 +691,21 @@ def summary(runs: dict[str, SystemRun]) -> tuple[list[str], dict[str, Any]]:
         lines.append(f"- {cs_name} holds {CALLSCRIPT_GOAL_RATE} calls/s (goal): "
                      f"{'yes' if reached else 'NO'}")  # fmt: skip
         data[f"goal_{CALLSCRIPT_GOAL_RATE}_{cs_name}"] = reached
+    if "callscript" in runs and "callscript-scripts" in runs:
+        # Issue goal: scripts for every callee (1,000 users) cost at most 25 % of the throughput.
+        plain = runs["callscript"].best_rate or 0
+        scripted = runs["callscript-scripts"].best_rate or 0
+        cost = 1 - scripted / plain if plain else None
+        verdict = (
+            "n/a"
+            if cost is None
+            else f"{cost:.0%} ({'met' if cost <= 0.25 else 'NOT met'}, goal <= 25 %)"
+        )
+        lines.append(
+            f"- throughput cost of a proxy-then-voicemail script for each of {SCRIPTED_USERS} "
+            f"callees: {plain} -> {scripted} calls/s: {verdict}"
+        )
+        data["script_cost"] = cost
     return lines, data
 
 
@@ -707,13 +753,15 @@ def make_proxy(name: str, work: Path, args: argparse.Namespace) -> Proxy | str:
     uas_port = free_port()
     if name in ("kamailio", "kamailio-kemi"):
         return Kamailio(work, uas_port, kemi=name.endswith("kemi"), children=args.kamailio_children)
-    if name in ("callscript", "callscript-asyncio"):
+    if name in ("callscript", "callscript-asyncio", "callscript-scripts"):
         has_uvloop = subprocess.run([sys.executable, "-c", "import uvloop"], check=False,
                                     capture_output=True).returncode == 0  # fmt: skip
         if name == "callscript-asyncio" and not has_uvloop:
             return "uvloop is not installed: callscript already runs on asyncio"
-        return Callscript(work, uas_port, uvloop=name == "callscript" and has_uvloop,
-                          rcvbuf=args.udp_buffer, name=name, gc_log=args.gc_log)  # fmt: skip
+        users = SCRIPTED_USERS if name == "callscript-scripts" else 0
+        return Callscript(work, uas_port, uvloop=name != "callscript-asyncio" and has_uvloop,
+                          rcvbuf=args.udp_buffer, name=name, gc_log=args.gc_log,
+                          users=users)  # fmt: skip
     return f"unknown system {name!r}"
 
 

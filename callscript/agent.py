@@ -63,11 +63,9 @@ class UserAgent:
         user_agent: str | None = "callscript",
     ) -> None:
         self.stack = stack
-        credentials = None
         self.core = UserAgentCore(aor, ids=stack.ids, user_agent=user_agent)
         if password is not None:
-            credentials = Credentials(username or self.core.aor.uri.user or "", password)
-        self.core.credentials = credentials
+            self.core.credentials = Credentials(username or self.core.aor.uri.user or "", password)
         self.proxy = _uri(proxy).with_params(lr=None) if proxy is not None else None
         self.on_invite: Callable[[IncomingCall], Awaitable[None]] | None = None
         self.on_message: Callable[[Request], None] | None = None
@@ -104,18 +102,7 @@ class UserAgent:
         timeout: float | None = None,
     ) -> Response:
         """Send a request outside any dialog and return its final response, whatever it is."""
-        target = _uri(uri)
-        peer, local = await self._hop(target)
-        request = self.core.new_request(
-            method,
-            target,
-            local=local,
-            route=self._route(),
-            headers=headers,
-            body=body,
-            content_type=content_type,
-        )
-        return (await self._exchange(request, peer, local, timeout))[1]
+        return (await self._send(method, uri, headers, body, content_type, timeout))[1]
 
     async def options(self, uri: URI | str) -> Response:
         """Ask ``uri`` for its capabilities (RFC 3261 §11).
@@ -141,7 +128,8 @@ class UserAgent:
         uri: URI | str,
         headers: Headers,
         body: bytes = b"",
-        ctype: str | None = None,
+        content_type: str | None = None,
+        timeout: float | None = None,
     ) -> tuple[Request, Response]:
         target = _uri(uri)
         peer, local = await self._hop(target)
@@ -152,9 +140,9 @@ class UserAgent:
             route=self._route(),
             headers=headers,
             body=body,
-            content_type=ctype,
+            content_type=content_type,
         )
-        return await self._exchange(request, peer, local)
+        return await self._exchange(request, peer, local, timeout)
 
     async def register(
         self, registrar: URI | str | None = None, *, expires: int = 3600
@@ -236,7 +224,12 @@ class UserAgent:
             txn = self.stack.send_request(request, peer)
             response, cancelled = await self._final(txn, deadline, on_provisional)
             if 200 <= response.status < 300:
-                return await self._established(txn, response, local)
+                call = await self._established(txn, response, local)
+                if not cancelled:
+                    return call
+                # Answered as our CANCEL crossed it: the call was given up, so end it.
+                await call._hang_up()
+                raise RequestFailed(request, response, " (answered after the timeout; hung up)")
             self._drop_early(request.call_id)
             retry = None
             if response.status in (401, 407) and not cancelled:
@@ -287,16 +280,21 @@ class UserAgent:
 
     async def _watch(self, txn: ClientTransaction, call: Call) -> None:
         """Take the INVITE's later responses: 2xx resent, or the answers of other forks."""
+        acked = {call.id: call}
         while (response := await txn.response()) is not None:
-            if not 200 <= response.status < 300:
+            dialog_id = DialogId.of_response(response)
+            if not 200 <= response.status < 300 or dialog_id is None:
                 continue
-            other = self._calls.get(DialogId.of_response(response) or call.dialog.id)
-            if other is not None:
-                await other._acknowledge()
+            known = acked.get(dialog_id)
+            if known is not None:
+                # RFC 3261 §13.2.2.4: a retransmitted 2xx gets the same ACK again.
+                await known._acknowledge()
                 continue
             # RFC 3261 §13.2.2.4: a 2xx from another fork is acknowledged, then ended with BYE.
             dialog = self.core.dialog_as_uac(txn.request, response)
-            fork = Call(self, dialog, invite=txn.request, remote_body=response.body)
+            fork = acked[dialog.id] = Call(
+                self, dialog, invite=txn.request, remote_body=response.body
+            )
             self._calls[dialog.id] = fork
             await fork._acknowledge()
             self._spawn(fork._hang_up())

@@ -12,6 +12,7 @@ from callscript.agent import UserAgent
 from callscript.call import Call, IncomingCall
 from callscript.sip.dialog import DialogId
 from callscript.sip.message import Request, Response, parse_message
+from callscript.sip.reply import make_response
 from callscript.sip.timers import TimerConfig
 from callscript.stack import Stack
 from callscript.transaction import RequestFailed, ServerTransaction
@@ -430,6 +431,44 @@ def test_garbage_is_answered_or_dropped_and_the_stack_keeps_serving() -> None:
             assert b.malformed == 2
             alice = UserAgent(a, "sip:alice@example.com")
             assert (await alice.options(uri_of(b, "bob"))).status == 200
+            peer.sock.close()
+
+    run(main)
+
+
+def test_forked_2xx_are_all_acked_and_the_extra_one_ended() -> None:
+    """RFC 3261 §13.2.2.4: every 2xx is ACKed, a resent one again; a second fork's is ended with BYE."""
+
+    async def main() -> None:
+        async with await Stack.start(timers=FAST) as a:
+            alice = UserAgent(a, "sip:alice@example.com")
+            peer = RawPeer()
+            calling = asyncio.ensure_future(alice.invite(f"sip:bob@127.0.0.1:{peer.port}"))
+            invite = await peer.receive()
+            assert isinstance(invite, Request)
+            back = ("127.0.0.1", a.listeners[0].port)
+
+            def answer(tag: str) -> bytes:
+                ok = make_response(invite, 200, to_tag=tag)
+                ok["Contact"] = f"<sip:{tag}@127.0.0.1:{peer.port}>"
+                return bytes(ok)
+
+            peer.sock.sendto(answer("first"), back)
+            call = await calling
+            assert call.id.remote_tag == "first"
+            peer.sock.sendto(answer("first"), back)  # resent: ACKed again
+            peer.sock.sendto(answer("second"), back)  # another fork
+            seen: list[tuple[str, str | None]] = []
+            while ("BYE", "second") not in seen or seen.count(("ACK", "first")) < 2:
+                message = await peer.receive()
+                assert isinstance(message, Request)
+                seen.append((message.method, message.to_addr.tag))
+                if message.method == "BYE":
+                    peer.sock.sendto(bytes(make_response(message, 200)), back)
+            assert ("ACK", "second") in seen
+            assert seen.index(("ACK", "second")) < seen.index(("BYE", "second"))
+            assert ("BYE", "first") not in seen
+            assert call.ended_by is None
             peer.sock.close()
 
     run(main)

@@ -472,3 +472,38 @@ def test_forked_2xx_are_all_acked_and_the_extra_one_ended() -> None:
             peer.sock.close()
 
     run(main)
+
+
+def ipv6_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::1]"])
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_call_over_each_transport_and_address_family(host: str, transport: str) -> None:
+    """Calls work over UDP and TCP, IPv4 and IPv6; the Contact names the transport used."""
+    if host == "[::1]" and not ipv6_available():
+        pytest.skip("no IPv6 loopback on this host")
+
+    async def main() -> None:
+        listen = [f"{transport}:{host}:0"]
+        async with await Stack.start(listen) as a, await Stack.start(listen) as b:
+            alice = UserAgent(a, "sip:alice@example.com")
+            bob = UserAgent(b, "sip:bob@example.com")
+
+            async def answer(incoming: IncomingCall) -> None:
+                await incoming.answer(SDP)
+
+            bob.on_invite = answer
+            port = b.listeners[0].port
+            call = await alice.invite(f"sip:bob@{host}:{port};transport={transport}", body=SDP)
+            expected = f"sip:bob@{host}:{port}" + (";transport=tcp" if transport == "tcp" else "")
+            assert str(call.remote_target) == expected
+            assert (await call.bye()).status == 200
+
+    run(main)

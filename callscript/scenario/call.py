@@ -384,14 +384,18 @@ class ScenarioCall:
 
     def resent_2xx(self, response: Response) -> None:
         """A 2xx we already saw came again: send the same ACK again, if we sent one."""
-        if self._ack is not None and DialogId.of_response(response) == (
-            self.dialog and self.dialog.id
-        ):
+        dialog = self.dialog
+        if self._ack is None or dialog is None:
+            return
+        if DialogId.of_response(response) == dialog.id:
+            # RFC 3261 §13.2.2.4: each retransmission of the 2xx gets the ACK again.
             self.endpoint.stack.send_stateless(*self._ack)
 
     def cancelled(self, invite: ServerTransaction, cancel: Request) -> None:
-        """The caller cancelled: 487 to the INVITE unless answered (RFC 3261 §9.2); the CANCEL
-        goes to the scenario."""
+        """The caller cancelled: 487 to the INVITE unless answered (RFC 3261 §9.2).
+
+        The CANCEL itself (already answered 200 by the stack) goes to the scenario.
+        """
         if invite.final is None:
             response = self.endpoint.core.respond(invite.request, 487, to_tag=self._to_tag)
             invite.send(response)

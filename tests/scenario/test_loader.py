@@ -60,8 +60,8 @@ def test_scenarios_from_functions() -> None:
     async def caller(call: object) -> None:
         """Calls."""
 
-    scenario = Scenario.uac(caller)  # type: ignore[arg-type]
+    scenario = Scenario.uac(caller)
     assert (scenario.name, scenario.role, scenario.doc) == ("caller", "uac", "Calls.")
-    assert Scenario.uas(caller).role == "uas"  # type: ignore[arg-type]
+    assert Scenario.uas(caller).role == "uas"
     with pytest.raises(ConfigError):
-        Scenario("x", "proxy", caller)  # type: ignore[arg-type]
+        Scenario("x", "proxy", caller)

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
+from callscript.scenario import Endpoint, Runner, Scenario, ScenarioCall
+from callscript.sip.message import Request, parse_message
+from callscript.sip.reply import make_response
+from callscript.sip.uri import URI
+from callscript.sip.useragent import UserAgentCore
+from callscript.stack import Stack
 from tests.scenario.conftest import run_pair
 
 pytestmark = pytest.mark.timeout(60)
@@ -59,3 +66,44 @@ def test_unexpected_request_fails_the_uas_step() -> None:
     """A UAS expecting an INVITE that gets a MESSAGE names both."""
     _uac, _uas, _, answering = asyncio.run(run_pair("uac_messages", "uas_answer", timeout=1.0))
     assert answering.records[0].error == "step 1 expected INVITE, got MESSAGE request"
+
+
+def test_resent_2xx_gets_the_ack_again_without_a_step() -> None:
+    """RFC 3261 §13.2.2.4: a 2xx the scenario already ACKed is ACKed again, unseen by the steps."""
+
+    async def uac(call: ScenarioCall) -> None:
+        await call.invite()
+        await call.expect(200)
+        await call.ack()
+        await call.pause(0.5)
+
+    async def main() -> tuple[list[str], Runner]:
+        peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.bind(("127.0.0.1", 0))
+        peer.setblocking(False)
+        loop = asyncio.get_running_loop()
+        async with await Stack.start() as stack:
+            run = Runner(
+                Endpoint(stack, UserAgentCore("sip:alice@example.com", ids=stack.ids)),
+                Scenario.uac(uac),
+                target=URI.parse(f"sip:bob@127.0.0.1:{peer.getsockname()[1]}"),
+            )
+            running = asyncio.ensure_future(run.run())
+            back = ("127.0.0.1", stack.listeners[0].port)
+            invite = parse_message(await loop.sock_recv(peer, 65535))
+            assert isinstance(invite, Request)
+            ok = make_response(invite, 200, to_tag="t")
+            ok["Contact"] = f"<sip:bob@127.0.0.1:{peer.getsockname()[1]}>"
+            got: list[str] = []
+            for _ in range(2):
+                peer.sendto(bytes(ok), back)
+                ack = parse_message(await loop.sock_recv(peer, 65535))
+                assert isinstance(ack, Request)
+                got.append(f"{ack.method} {ack.cseq.number} {ack.top_via.branch}")
+            await running
+            peer.close()
+            return got, run
+
+    got, run = asyncio.run(main())
+    assert got[0] == got[1] and got[0].startswith("ACK 1 ")
+    assert run.records[0].error is None

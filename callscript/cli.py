@@ -15,6 +15,8 @@ COMMANDS = {
     "simulate": "simulate",
     "policy": "policy",
     "audit": "audit",
+    "run": "run",
+    "rfc-report": "rfc_report",
 }
 
 

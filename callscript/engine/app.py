@@ -7,6 +7,7 @@ passed in (STYLE §6).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -55,6 +56,8 @@ class Server:
     scripts: ScriptHost | None = None
     memory: CollectorTuning | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    # Builds the router: whole-server scripts (callscript.serverscript) pass a Router subclass.
+    make_router: Callable[..., Router] = Router
     web: WebRunner | None = None
     addresses: list[tuple[str, str, int]] = field(default_factory=list)
     _auth: dict[str, DigestServer] = field(default_factory=dict)
@@ -128,7 +131,7 @@ class Server:
                 Path(config.scripts_dir), sandbox_policy, pool, self.store.audit
             )
             await self.scripts.start()
-        self.router = Router(
+        self.router = self.make_router(
             driver,
             proxy_config,
             policy,

@@ -22,6 +22,7 @@ from typing import Any
 
 from callscript.engine.app import Server
 from callscript.engine.config import TRANSPORTS, Listen, ServerConfig
+from callscript.web.config import WebConfig
 from callscript.errors import ConfigError, TransportError
 from callscript.serverscript.router import Handler, ScriptRouter
 
@@ -29,7 +30,11 @@ log = logging.getLogger("callscript.serverscript")
 
 # A server script routes everything itself: no per-user scripts and no automatic
 # Record-Route unless it asks (configure(scripts_enabled=True), event.action.record_route()).
-SCRIPT_DEFAULTS = ServerConfig(scripts_enabled=False, record_route=False)
+# A server script is its own routing: no per-user scripts and no management API unless it
+# asks for them (configure(scripts_enabled=True), configure(web=WebConfig(...))).
+SCRIPT_DEFAULTS = ServerConfig(
+    scripts_enabled=False, record_route=False, web=WebConfig(enabled=False)
+)
 _SERVER_FIELDS = frozenset(f.name for f in dataclasses.fields(ServerConfig)) - {"listen"}
 EVENTS = ("incoming",)
 

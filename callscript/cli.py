@@ -17,6 +17,7 @@ COMMANDS = {
     "audit": "audit",
     "run": "run",
     "rfc-report": "rfc_report",
+    "scenario": "scenario",
 }
 
 

@@ -3,8 +3,7 @@
 import asyncio
 import os
 
-from callscript.agent import UserAgent
-from callscript.stack import Stack
+from callscript import Stack, UserAgent
 
 
 async def main() -> None:

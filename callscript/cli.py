@@ -23,7 +23,9 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(prog="callscript", description="A SIP proxy whose users program their calls.")
+    parser = argparse.ArgumentParser(
+        prog="callscript", description="A SIP proxy whose users program their calls."
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(f"callscript.commands.{module_name}")

@@ -1,10 +1,10 @@
 """The root of every error callscript raises on purpose.
 
-    CallscriptError
-      SipError            protocol errors (callscript.sip.errors refines them)
-      TransportError      sockets, connections, name resolution
-      ScriptError         a user's or an admin's script failed to compile or run
-      ConfigError         a configuration file or option is wrong
+CallscriptError
+  SipError            protocol errors (callscript.sip.errors refines them)
+  TransportError      sockets, connections, name resolution
+  ScriptError         a user's or an admin's script failed to compile or run
+  ConfigError         a configuration file or option is wrong
 """
 
 from __future__ import annotations

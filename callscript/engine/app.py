@@ -7,9 +7,9 @@ passed in (STYLE §6).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -22,9 +22,9 @@ from typing import Any
 
 from callscript.engine.app import Server
 from callscript.engine.config import TRANSPORTS, Listen, ServerConfig
-from callscript.web.config import WebConfig
 from callscript.errors import ConfigError, TransportError
 from callscript.serverscript.router import Handler, ScriptRouter
+from callscript.web.config import WebConfig
 
 log = logging.getLogger("callscript.serverscript")
 

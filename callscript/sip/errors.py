@@ -37,9 +37,7 @@ class ParseError(RemoteProtocolError):
         status: the SIP status a server answers with (400, 505, 416, 413, 513).
     """
 
-    def __init__(
-        self, reason: str, *, line: int = 0, text: str = "", status: int = 400
-    ) -> None:
+    def __init__(self, reason: str, *, line: int = 0, text: str = "", status: int = 400) -> None:
         super().__init__(reason, status=status)
         self.line = line
         self.text = text[:120]

@@ -326,7 +326,10 @@ def test_error_response_echoes_unparseable_headers_as_received():
     data = error_response(bad_top_via, error)
     assert data is not None
     assert data.startswith(b"SIP/2.0 505 Version Not Supported (SIP version 7.0 not supported)")
-    assert b"\r\nVia: SIP/2.0/UDP 192.0.2.1 x:5060;branch=z9hG4bKabc;rport, , SIP/2.0/UDP 192.0.2.2\r\n" in data
+    assert (
+        b"\r\nVia: SIP/2.0/UDP 192.0.2.1 x:5060;branch=z9hG4bKabc;rport, , SIP/2.0/UDP 192.0.2.2\r\n"
+        in data
+    )
     control = OPTIONS.replace(b"Via: SIP/2.0/UDP 192.0.2.1", b"Via: SIP/2.0/UDP 192.0.2.1 \x01")
     assert error_response(control, error) is None  # never echo control characters
 

@@ -30,7 +30,6 @@ import enum
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from callscript.sip.errors import LocalProtocolError
 from callscript.sip.events import (
     Peer,
     ResponseReceived,
@@ -90,6 +89,8 @@ class ClientInvite(Transaction):
         ack: the ACK built for a 300-699 response, ``None`` before one arrives.
     """
 
+    kind = "INVITE client"
+
     def __init__(
         self, key: str, request: Request, peer: Peer, runtime: Runtime, *, now: float
     ) -> None:
@@ -120,21 +121,8 @@ class ClientInvite(Transaction):
         self.handle(Input.TRANSPORT_ERROR, now, None)
 
     def handle(self, event: Input, now: float, response: Response | None) -> None:
-        """Run the transition for ``event`` in the current state.
-
-        Raises:
-            LocalProtocolError: the table has no such transition.
-        """
-        try:
-            next_state, action = _TABLE[(self.state, event)]
-        except KeyError:
-            raise LocalProtocolError(
-                f"INVITE client transaction: {event.value} in {self.state.value}"
-            ) from None
-        self.state = next_state
-        action(self, now, response)
-        if next_state is State.TERMINATED:
-            self._end()
+        """Run the transition for ``event`` in the current state (missing: LocalProtocolError)."""
+        self._step(_TABLE, event, now, response)
 
     # -- actions ------------------------------------------------------------------
 

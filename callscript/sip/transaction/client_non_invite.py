@@ -24,7 +24,6 @@ import enum
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from callscript.sip.errors import LocalProtocolError
 from callscript.sip.events import (
     Peer,
     ResponseReceived,
@@ -70,6 +69,8 @@ class ClientNonInvite(Transaction):
         state: the current :class:`State`.
     """
 
+    kind = "non-INVITE client"
+
     def __init__(
         self, key: str, request: Request, peer: Peer, runtime: Runtime, *, now: float
     ) -> None:
@@ -98,21 +99,8 @@ class ClientNonInvite(Transaction):
         self.handle(Input.TRANSPORT_ERROR, now, None)
 
     def handle(self, event: Input, now: float, response: Response | None) -> None:
-        """Run the transition for ``event`` in the current state.
-
-        Raises:
-            LocalProtocolError: the table has no such transition.
-        """
-        try:
-            next_state, action = _TABLE[(self.state, event)]
-        except KeyError:
-            raise LocalProtocolError(
-                f"non-INVITE client transaction: {event.value} in {self.state.value}"
-            ) from None
-        self.state = next_state
-        action(self, now, response)
-        if next_state is State.TERMINATED:
-            self._end()
+        """Run the transition for ``event`` in the current state (missing: LocalProtocolError)."""
+        self._step(_TABLE, event, now, response)
 
     # -- actions ------------------------------------------------------------------
 

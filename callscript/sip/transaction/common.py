@@ -17,8 +17,10 @@ from __future__ import annotations
 import abc
 import heapq
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
+from callscript.sip.errors import LocalProtocolError
 from callscript.sip.events import Outgoing, Peer, TransactionEvent, TransactionTerminated
 from callscript.sip.message import Request, Response
 from callscript.sip.timers import TimerConfig, TimerName
@@ -102,6 +104,30 @@ class Transaction(abc.ABC):
     def reliable(self) -> bool:
         """True when the transport is a stream (TCP, TLS)."""
         return self.peer.reliable
+
+    def _step(
+        self, table: Mapping[tuple[Any, Any], tuple[Any, Any]], event: Any, now: float, arg: object
+    ) -> None:
+        """Run the transition of ``table`` for ``event`` in the current state (STYLE §3).
+
+        Raises:
+            LocalProtocolError: the table has no such transition.
+        """
+        state = self.state
+        try:
+            next_state, action = table[(state, event)]
+        except KeyError:
+            raise LocalProtocolError(
+                f"{self.kind} transaction: {event.value} in {state.value}"
+            ) from None
+        self.state = next_state
+        action(self, now, arg)
+        if next_state.name == "TERMINATED":
+            self._end()
+
+    # What the machine is, for error messages ("INVITE client"...), and its current state.
+    kind = "SIP"
+    state: Any
 
     @abc.abstractmethod
     def fire(self, name: TimerName, *, now: float) -> None:

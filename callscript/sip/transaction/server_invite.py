@@ -32,7 +32,6 @@ import enum
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
-from callscript.sip.errors import LocalProtocolError
 from callscript.sip.events import AckTimedOut, Peer, RequestReceived, TransportFailed
 from callscript.sip.message import Request, Response
 from callscript.sip.timers import TimerName
@@ -88,6 +87,8 @@ class ServerInvite(Transaction):
         final: the first final response sent, if any.
     """
 
+    kind = "INVITE server"
+
     def __init__(self, key: str, request: Request, source: Peer, runtime: Runtime) -> None:
         super().__init__(key, request, source, runtime)
         self.state = State.PROCEEDING
@@ -119,21 +120,8 @@ class ServerInvite(Transaction):
         self.handle(Input.TRANSPORT_ERROR, now, None)
 
     def handle(self, event: Input, now: float, message: Request | Response | None) -> None:
-        """Run the transition for ``event`` in the current state.
-
-        Raises:
-            LocalProtocolError: the table has no such transition.
-        """
-        try:
-            next_state, action = _TABLE[(self.state, event)]
-        except KeyError:
-            raise LocalProtocolError(
-                f"INVITE server transaction: {event.value} in {self.state.value}"
-            ) from None
-        self.state = next_state
-        action(self, now, message)
-        if next_state is State.TERMINATED:
-            self._end()
+        """Run the transition for ``event`` in the current state (missing: LocalProtocolError)."""
+        self._step(_TABLE, event, now, message)
 
     # -- actions ------------------------------------------------------------------
 

@@ -62,6 +62,8 @@ class ServerNonInvite(Transaction):
         final: the final response sent, if any.
     """
 
+    kind = "non-INVITE server"
+
     def __init__(self, key: str, request: Request, source: Peer, runtime: Runtime) -> None:
         super().__init__(key, request, source, runtime)
         self.state = State.TRYING
@@ -93,21 +95,8 @@ class ServerNonInvite(Transaction):
         self.handle(Input.TRANSPORT_ERROR, now, None)
 
     def handle(self, event: Input, now: float, response: Response | None) -> None:
-        """Run the transition for ``event`` in the current state.
-
-        Raises:
-            LocalProtocolError: the table has no such transition.
-        """
-        try:
-            next_state, action = _TABLE[(self.state, event)]
-        except KeyError:
-            raise LocalProtocolError(
-                f"non-INVITE server transaction: {event.value} in {self.state.value}"
-            ) from None
-        self.state = next_state
-        action(self, now, response)
-        if next_state is State.TERMINATED:
-            self._end()
+        """Run the transition for ``event`` in the current state (missing: LocalProtocolError)."""
+        self._step(_TABLE, event, now, response)
 
     # -- actions ------------------------------------------------------------------
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import logging
 import signal
 import sys
 
 from callscript.engine.app import serve
 from callscript.engine.config import Listen, ServerConfig, load_config
 from callscript.errors import ConfigError
+from callscript.logs import setup_logging
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,30 +39,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verbose", "-v", action="store_true", help="log debug details")
 
 
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name}
-        entry["message"] = record.getMessage()
-        for field in ("call_id", "user", "script_version"):
-            value = getattr(record, field, None)
-            if value is not None:
-                entry[field] = value
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def _setup_logging(json_lines: bool, verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if json_lines:
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("callscript")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)
-
-
 def run(args: argparse.Namespace) -> int:
     """Start the server; returns its exit code."""
     try:
@@ -78,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"callscript serve: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(config.log_json, args.verbose)
+    setup_logging(config.log_json, args.verbose)
     if config.uvloop:
         try:
             import uvloop  # optional speed-up

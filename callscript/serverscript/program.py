@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import signal
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 from callscript.engine.app import Server
 from callscript.engine.config import TRANSPORTS, Listen, ServerConfig
 from callscript.errors import ConfigError, TransportError
+from callscript.logs import setup_logging
 from callscript.serverscript.router import Handler, ScriptRouter
 from callscript.web.config import WebConfig
 
@@ -220,24 +220,3 @@ def _setting(name: str, value: Any) -> Any:
     if name == "auth_algorithms" and isinstance(value, tuple):
         value = tuple(str(algorithm).upper() for algorithm in value)
     return value
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name}
-        entry["message"] = record.getMessage()
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def setup_logging(json_lines: bool, verbose: bool) -> None:
-    """Log the ``callscript`` loggers to stderr, as ``callscript serve`` does."""
-    handler = logging.StreamHandler(sys.stderr)
-    if json_lines:
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("callscript")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -27,9 +27,13 @@ from callscript.sip.uri import URI, parse_uri
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 # The common shapes, ``"Name" <uri>;tag=x`` and ``<uri>;tag=x``, without LWS surprises.
-_FAST_RE = re.compile(
-    rf'(?:"([^"\\]*)" ?|({_TOKEN}(?: {_TOKEN})*) )?<([^<>\s"]+)>({SIMPLE_PARAMS})'
+_FAST = (
+    rf'(?:"([^"\\]*)" ?|({_TOKEN}(?: {_TOKEN})*) )?<([^<>\s"]+)>'
+    rf"((?:;tag=({_TOKEN}))?({SIMPLE_PARAMS}))"
 )
+_FAST_RE = re.compile(f"({_FAST})")
+# A whole header line holding one such value: name, colon, LWS, value, LWS.
+_LINE_RE = re.compile(rf"[^:]*:[ \t]*({_FAST})[ \t]*")
 
 
 class Address:
@@ -40,11 +44,16 @@ class Address:
     nothing for it. A Contact of ``*`` is an Address with ``star`` true.
     """
 
-    __slots__ = ("_text", "_uri", "_uri_text", "display", "params", "star")
+    # ``tag`` is kept apart from ``params``, as the stack reads it for every message.
+    # A parsed address whose only parameter is its tag keeps ``_params`` None;
+    # ``params`` builds the Params the first time it is read.
+    __slots__ = ("_params", "_text", "_uri", "_uri_text", "display", "star", "tag")
 
     display: str | None
-    params: Params
     star: bool
+    tag: str | None
+    """The ``tag`` parameter (From/To), or ``None``."""
+    _params: Params | None
 
     def __init__(
         self,
@@ -57,7 +66,8 @@ class Address:
         self._uri: URI | None = uri
         self._uri_text = str(uri)
         self.display = display
-        self.params = checked_params(params)
+        checked = self._params = checked_params(params)
+        self.tag = dict.get(checked, "tag")
         self.star = False
         self._text: str | None = None
         if display is not None and ("\r" in display or "\n" in display):
@@ -82,7 +92,8 @@ class Address:
         star._uri = None
         star._uri_text = "*"
         star.display = None
-        star.params = Params()
+        star._params = Params()
+        star.tag = None
         star.star = True
         star._text = "*"
         return star
@@ -98,9 +109,13 @@ class Address:
         return uri
 
     @property
-    def tag(self) -> str | None:
-        """The ``tag`` parameter (From/To), or ``None``."""
-        return dict.get(self.params, "tag")
+    def params(self) -> Params:
+        """The header parameters (``tag``, ``expires``, ``q``...)."""
+        params = self._params
+        if params is None:
+            tag = self.tag
+            params = self._params = Params() if tag is None else Params({"tag": tag})
+        return params
 
     @property
     def value(self) -> str:
@@ -148,18 +163,41 @@ def parse_address(text: str) -> Address:
     """Parse one address value (see :class:`Address`)."""
     match = _FAST_RE.fullmatch(text)
     if match is not None:
-        quoted, plain, uri_text, param_text = match.groups()
-        params = split_simple_params(param_text)
-        if params is not None:
-            addr = object.__new__(Address)
-            addr.display = quoted if quoted is not None else plain
-            addr._uri = None
-            addr._uri_text = uri_text
-            addr.params = params
-            addr.star = False
-            addr._text = text
+        addr = _fast_address(match)
+        if addr is not None:
             return addr
     return _parse_address_slow(text)
+
+
+def parse_address_line(line: str) -> Address | None:
+    """The address of a header line that holds one value in the common shape, else ``None``.
+
+    ``None`` only means "not the common shape": the caller parses the line the general way.
+    """
+    match = _LINE_RE.fullmatch(line)
+    if match is None:
+        return None
+    return _fast_address(match)
+
+
+def _fast_address(match: re.Match[str]) -> Address | None:
+    text, quoted, plain, uri_text, param_text, tag, rest = match.groups()
+    addr = object.__new__(Address)
+    if rest:
+        params = split_simple_params(param_text)
+        if params is None:
+            return None
+        addr._params = params
+        addr.tag = dict.get(params, "tag")
+    else:
+        addr._params = None
+        addr.tag = tag
+    addr.display = quoted if quoted is not None else plain
+    addr._uri = None
+    addr._uri_text = uri_text
+    addr.star = False
+    addr._text = text
+    return addr
 
 
 def _parse_address_slow(original: str) -> Address:
@@ -203,7 +241,8 @@ def _parse_address_slow(original: str) -> Address:
     addr._uri = uri
     addr._uri_text = uri_text
     addr.display = display
-    addr.params = params
+    addr._params = params
+    addr.tag = dict.get(params, "tag")
     addr.star = False
     addr._text = original.strip(WSP)
     return addr

@@ -301,6 +301,10 @@ _MEDIA_RE = re.compile(
 )
 _WARNING_RE = re.compile(r"([0-9]{3}) ([^ ]+) (\".*\")", re.S)
 _CSEQ_RE = re.compile(r"[ \t]*([0-9]+)[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*")
+# Whole header lines in their common shapes: name, colon, LWS, value, LWS.
+_CSEQ_LINE_RE = re.compile(r"[^:]*:[ \t]*([0-9]{1,9})[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*")
+_CALL_ID_LINE_RE = re.compile(rf"[^:]*:[ \t]*({_WORD}(?:@{_WORD})?)[ \t]*")
+_SMALL_NUMBER_LINE_RE = re.compile(r"[^:]*:[ \t]*([0-9]{1,9})[ \t]*")
 
 
 def parse_uint(text: str, *, limit: int = _UINT32, what: str = "value") -> int:
@@ -354,6 +358,41 @@ def parse_cseq(text: str) -> CSeq:
         return CSeq(int(number), method)
     # RFC 3261 §8.1.1.5: the sequence number is a 32-bit unsigned integer (RFC 4475 §3.1.2.4).
     return CSeq(parse_uint(number, what="CSeq number"), method)
+
+
+def parse_cseq_line(line: str) -> CSeq | None:
+    """The CSeq of a header line in the common shape, else ``None`` (parse it the general way)."""
+    match = _CSEQ_LINE_RE.fullmatch(line)
+    if match is None:
+        return None
+    cseq = object.__new__(CSeq)
+    number, cseq.method = match.groups()
+    cseq.number = int(number)  # nine digits at most: always within 32 bits
+    return cseq
+
+
+def parse_call_id_line(line: str) -> Text | None:
+    """The Call-ID of a header line in the common shape, else ``None``."""
+    match = _CALL_ID_LINE_RE.fullmatch(line)
+    if match is None:
+        return None
+    call_id = object.__new__(Text)
+    call_id.text = match.group(1)
+    return call_id
+
+
+def parse_max_forwards_line(line: str) -> Number | None:
+    """The Max-Forwards of a header line in the common shape, else ``None``."""
+    match = _SMALL_NUMBER_LINE_RE.fullmatch(line)
+    if match is None:
+        return None
+    hops = int(match.group(1))
+    # RFC 3261 §20.22: Max-Forwards is 0-255; other values take the general path's error.
+    if hops > 255:
+        return None
+    number = object.__new__(Number)
+    number.number = hops
+    return number
 
 
 def parse_call_id(text: str) -> Text:
@@ -502,6 +541,8 @@ HeaderValue = Header | Address | Via
 SINGLE_PARSERS = MappingProxyType(
     {key: parser for key, parser in PARSERS.items() if key not in LIST_HEADERS}
 )
+# The element parser of every list header.
+LIST_PARSERS = MappingProxyType({key: PARSERS.get(key, parse_text) for key in LIST_HEADERS})
 
 
 def parse_values(key: str, text: str) -> list[HeaderValue]:

@@ -9,24 +9,32 @@ the first time it is read. A field that nobody changed serializes exactly as
 received. :meth:`Message.validate` parses and checks everything, as a server
 does before it answers; the hot path never needs it.
 
-Headers live in two parallel lists, ``_keys`` (the header key of each line)
-and ``_lines`` (the raw line, folds included). Parsed values are cached in
-``_parsed``, keyed by the line text itself: a line always parses to the same
-values, so the cache survives inserts and removals, and copies share it.
-Lines are never changed in place, only replaced.
+Headers live in three parallel lists: ``_keys`` (the header key of each
+line), ``_lines`` (the raw line, folds included) and ``_values`` (the line's
+parsed values, ``None`` until first read). Every change keeps them in step.
+A line and its values are never changed in place, only replaced, so a copy
+shares them. Values handed in by our own code come with the line built from
+them, so they are never parsed back.
+
+The hot path is shaped by bench/parse.py: one dictionary subscript per header
+line while parsing, and the typed accessors (``top_via``, ``from_addr``,
+``cseq``, ``call_id``) go through the line parser of their header's common
+shape (one regular expression over the whole line) before the general path.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import MappingProxyType
 from typing import Any, Self
 
 from callscript.sip.abnf import has_control, is_token, unfold
-from callscript.sip.address import Address
+from callscript.sip.address import Address, parse_address_line
 from callscript.sip.errors import LocalProtocolError, ParseError
 from callscript.sip.headers import (
     LIST_HEADERS,
+    LIST_PARSERS,
     REPEATED_HEADERS,
     SINGLE_PARSERS,
     SPELLINGS,
@@ -35,11 +43,14 @@ from callscript.sip.headers import (
     Text,
     header_key,
     make_value,
+    parse_call_id_line,
+    parse_cseq_line,
+    parse_max_forwards_line,
     parse_uint,
     parse_values,
 )
 from callscript.sip.uri import URI, parse_uri
-from callscript.sip.via import Via
+from callscript.sip.via import Via, parse_via_line
 
 _CONTENT_LENGTH = sys.intern("Content-Length")
 
@@ -60,11 +71,11 @@ class Message:
     always a list. Header names are case-insensitive and compact forms work.
     """
 
-    __slots__ = ("_keys", "_lines", "_parsed", "body")
+    __slots__ = ("_keys", "_lines", "_values", "body")
 
     _keys: list[str]
     _lines: list[str]
-    _parsed: dict[str, list[HeaderValue]]
+    _values: list[list[HeaderValue] | None]
     body: bytes
 
     # -- reading -------------------------------------------------------------
@@ -92,10 +103,11 @@ class Message:
         except KeyError:
             return []
 
-    def _values(self, line: str, key: str | None = None) -> list[HeaderValue]:
-        values = self._parsed.get(line)
+    def _line_values(self, i: int) -> list[HeaderValue]:
+        """The values of header line ``i``, parsed on first use."""
+        values = self._values[i]
         if values is None:
-            values = self._parsed[line] = _parse_line(line, key)
+            values = self._values[i] = _parse_line(self._lines[i], self._keys[i])
         return values
 
     def _first(self, key: str) -> HeaderValue | None:
@@ -104,10 +116,7 @@ class Message:
             return None
         i = keys.index(key)
         while True:
-            line = self._lines[i]
-            values = self._parsed.get(line)
-            if values is None:
-                values = self._parsed[line] = _parse_line(line, key)
+            values = self._line_values(i)
             if values:
                 return values[0]
             try:
@@ -116,15 +125,6 @@ class Message:
                 return None
 
     def _required(self, key: str) -> HeaderValue:
-        # The hot path of every typed accessor: the first line of ``key`` holds a value.
-        keys = self._keys
-        if key in keys:
-            line = self._lines[keys.index(key)]
-            values = self._parsed.get(line)
-            if values is None:
-                values = self._parsed[line] = _parse_line(line, key)
-            if values:
-                return values[0]
         value = self._first(key)
         if value is None:
             raise ParseError(f"missing {key} header")
@@ -133,12 +133,11 @@ class Message:
     def _all(self, key: str) -> list[HeaderValue]:
         keys = self._keys
         if keys.count(key) == 1:
-            return self._values(self._lines[keys.index(key)], key)[:]
+            return self._line_values(keys.index(key))[:]
         out: list[HeaderValue] = []
-        lines = self._lines
         for i, k in enumerate(keys):
             if k == key:
-                out += self._values(lines[i], key)
+                out += self._line_values(i)
         return out
 
     def __contains__(self, name: object) -> bool:
@@ -160,8 +159,44 @@ class Message:
 
     # -- typed accessors for the stack (raise ParseError when missing or bad) --
 
-    # The parsers of these headers only make values of the type named, so the
+    def _typed(self, key: str, parse_line: Callable[[str], HeaderValue | None]) -> HeaderValue:
+        # The first ``key`` value, through the line parser of its common shape; anything
+        # else takes _required's general path (and its errors).
+        keys = self._keys
+        if key in keys:
+            i = keys.index(key)
+            values = self._values[i]
+            if values is None:
+                value = parse_line(self._lines[i])
+                if value is not None:
+                    self._values[i] = [value]
+                    return value
+            elif values:
+                return values[0]
+        return self._required(key)
+
+    # The line parsers of these headers only make values of the type named, so the
     # accessors return them unchecked (typing.cast would cost a call each time).
+
+    @property
+    def top_via(self) -> Via:
+        """The topmost Via value."""
+        return self._typed("Via", parse_via_line)  # type: ignore[return-value]
+
+    @property
+    def from_addr(self) -> Address:
+        """The From value."""
+        return self._typed("From", parse_address_line)  # type: ignore[return-value]
+
+    @property
+    def to_addr(self) -> Address:
+        """The To value."""
+        return self._typed("To", parse_address_line)  # type: ignore[return-value]
+
+    @property
+    def cseq(self) -> CSeq:
+        """The CSeq value."""
+        return self._typed("CSeq", parse_cseq_line)  # type: ignore[return-value]
 
     @property
     def via(self) -> list[Via]:
@@ -169,35 +204,18 @@ class Message:
         return self._all("Via")  # type: ignore[return-value]
 
     @property
-    def top_via(self) -> Via:
-        """The topmost Via value."""
-        return self._required("Via")  # type: ignore[return-value]
-
-    @property
-    def from_addr(self) -> Address:
-        """The From value."""
-        return self._required("From")  # type: ignore[return-value]
-
-    @property
-    def to_addr(self) -> Address:
-        """The To value."""
-        return self._required("To")  # type: ignore[return-value]
-
-    @property
     def call_id(self) -> str:
         """The Call-ID."""
-        return self._required("Call-ID").text  # type: ignore[union-attr,no-any-return]
-
-    @property
-    def cseq(self) -> CSeq:
-        """The CSeq value."""
-        return self._required("CSeq")  # type: ignore[return-value]
+        value = self._typed("Call-ID", parse_call_id_line)
+        return value.text  # type: ignore[union-attr,no-any-return]
 
     @property
     def max_forwards(self) -> int | None:
         """Max-Forwards, or ``None`` when absent (RFC 2543 peers omit it)."""
-        value = self._first("Max-Forwards")
-        return None if value is None else value.number  # type: ignore[union-attr]
+        if "Max-Forwards" not in self._keys:
+            return None
+        value = self._typed("Max-Forwards", parse_max_forwards_line)
+        return value.number  # type: ignore[union-attr,no-any-return]
 
     @property
     def contacts(self) -> list[Address]:
@@ -206,7 +224,7 @@ class Message:
 
     # -- changing ------------------------------------------------------------
 
-    def _new_line(self, key: str, name: str, value: object) -> str:
+    def _new_line(self, key: str, name: str, value: object) -> tuple[str, list[HeaderValue]]:
         values = (
             [make_value(key, v) for v in value]
             if isinstance(value, list | tuple)
@@ -220,29 +238,30 @@ class Message:
         written = name.strip(" \t")
         if SPELLINGS.get(written) is not None or not is_token(written):
             written = key
-        line = f"{written}: {', '.join(str(v) for v in values)}"
-        self._parsed[line] = values
-        return line
+        return f"{written}: {', '.join(str(v) for v in values)}", values
 
     def __setitem__(self, name: str, value: object) -> None:
         """Replace every ``name`` header with ``value`` (a list gives several values)."""
         key = _local_key(name)
-        line = self._new_line(key, name, value)
+        line, values = self._new_line(key, name, value)
         keys = self._keys
         if key not in keys:
             keys.append(key)
             self._lines.append(line)
+            self._values.append(values)
             return
         first = keys.index(key)
         self._lines[first] = line
+        self._values[first] = values
         if keys.count(key) > 1:
-            kept = [
-                (k, ln)
-                for i, (k, ln) in enumerate(zip(keys, self._lines, strict=True))
-                if i <= first or k != key
-            ]
-            self._keys = [k for k, _ in kept]
-            self._lines = [ln for _, ln in kept]
+            self._keep(lambda i, k: i <= first or k != key)
+
+    def _keep(self, wanted: Callable[[int, str], bool]) -> None:
+        # Rebuild the three parallel lists with the lines ``wanted(index, key)`` keeps.
+        kept = [i for i, k in enumerate(self._keys) if wanted(i, k)]
+        self._keys = [self._keys[i] for i in kept]
+        self._lines = [self._lines[i] for i in kept]
+        self._values = [self._values[i] for i in kept]
 
     def __delitem__(self, name: str) -> None:
         if not self.discard(name):
@@ -253,15 +272,15 @@ class Message:
         key = _local_key(name)
         count = self._keys.count(key)
         if count:
-            kept = [(k, ln) for k, ln in zip(self._keys, self._lines, strict=True) if k != key]
-            self._keys = [k for k, _ in kept]
-            self._lines = [ln for _, ln in kept]
+            self._keep(lambda _, k: k != key)
         return count
 
     def add(self, name: str, value: object) -> None:
         """Append a ``name`` header line after all the others."""
         key = _local_key(name)
-        self._lines.append(self._new_line(key, name, value))
+        line, values = self._new_line(key, name, value)
+        self._lines.append(line)
+        self._values.append(values)
         self._keys.append(key)
 
     def insert(self, name: str, value: object) -> None:
@@ -273,7 +292,9 @@ class Message:
         key = _local_key(name)
         keys = self._keys
         i = keys.index(key) if key in keys else 0
-        self._lines.insert(i, self._new_line(key, name, value))
+        line, values = self._new_line(key, name, value)
+        self._lines.insert(i, line)
+        self._values.insert(i, values)
         keys.insert(i, key)
 
     def pop(self, name: str) -> HeaderValue:
@@ -286,12 +307,12 @@ class Message:
         keys, lines = self._keys, self._lines
         while key in keys:
             i = keys.index(key)
-            line = lines[i]
-            values = self._values(line)
+            values = self._line_values(i)
             if len(values) > 1:
-                lines[i] = self._new_line(key, line[: line.find(":")], values[1:])
+                line = lines[i]
+                lines[i], self._values[i] = self._new_line(key, line[: line.find(":")], values[1:])
                 return values[0]
-            del keys[i], lines[i]
+            del keys[i], lines[i], self._values[i]
             if values:
                 return values[0]
         raise KeyError(name)
@@ -302,10 +323,12 @@ class Message:
         keys, lines = self._keys, self._lines
         for i, k in enumerate(keys):
             if k == key:
-                line = lines[i]
-                values = self._values(line)
+                values = self._line_values(i)
                 if values:
-                    lines[i] = self._new_line(key, line[: line.find(":")], [value, *values[1:]])
+                    line = lines[i]
+                    lines[i], self._values[i] = self._new_line(
+                        key, line[: line.find(":")], [value, *values[1:]]
+                    )
                     return
         raise KeyError(name)
 
@@ -317,6 +340,7 @@ class Message:
         """Append a raw line taken from another message with :meth:`_header_lines`."""
         self._keys.append(key)
         self._lines.append(line)
+        self._values.append(None)
 
     def set_body(self, body: bytes, content_type: str | None = None) -> None:
         """Replace the body and keep Content-Length (and Content-Type) in step."""
@@ -330,7 +354,7 @@ class Message:
         new = object.__new__(type(self))
         new._keys = self._keys[:]
         new._lines = self._lines[:]
-        new._parsed = self._parsed
+        new._values = self._values[:]
         new.body = self.body
         self._copy_start(new)
         return new
@@ -379,9 +403,9 @@ class Message:
             ParseError: the first problem, with its line number and the status to answer.
         """
         line_no = 2
-        for key, line in zip(self._keys, self._lines, strict=True):
+        for i, (key, line) in enumerate(zip(self._keys, self._lines, strict=True)):
             try:
-                values = self._values(line)
+                values = self._line_values(i)
             except ParseError as exc:
                 raise ParseError(
                     f"bad {key} header: {exc.reason}", line=line_no, text=line, status=exc.status
@@ -429,7 +453,7 @@ class Request(Message):
         self.uri = uri
         self._keys = []
         self._lines = []
-        self._parsed = {}
+        self._values = []
         self.body = body
         for name, value in headers or ():
             self.add(name, value)
@@ -506,7 +530,7 @@ class Response(Message):
         self.reason = reason
         self._keys = []
         self._lines = []
-        self._parsed = {}
+        self._values = []
         self.body = body
         for name, value in headers or ():
             self.add(name, value)
@@ -561,17 +585,41 @@ def _local_key(name: str) -> str:
         raise LocalProtocolError(f"bad header name {name[:40]!r}") from None
 
 
-def _parse_line(line: str, key: str | None = None) -> list[HeaderValue]:
+# Parsers of whole header lines in their common shape (one value, no folds); they
+# return None for anything else, which then takes the general path below.
+_LINE_PARSERS: MappingProxyType[str, Callable[[str], HeaderValue | None]] = MappingProxyType(
+    {
+        "Via": parse_via_line,
+        "From": parse_address_line,
+        "To": parse_address_line,
+        "Contact": parse_address_line,
+        "Route": parse_address_line,
+        "Record-Route": parse_address_line,
+        "CSeq": parse_cseq_line,
+        "Call-ID": parse_call_id_line,
+        "Max-Forwards": parse_max_forwards_line,
+    }
+)
+
+
+def _parse_line(line: str, key: str) -> list[HeaderValue]:
+    """The values of header line ``line``, whose key is ``key``."""
+    if key in _LINE_PARSERS:
+        found = _LINE_PARSERS[key](line)
+        if found is not None:
+            return [found]
     colon = line.find(":")
     if colon <= 0:
         raise ParseError("header line without ':'", text=line)
-    if key is None:
-        key = SPELLINGS.get(line[:colon]) or header_key(line[:colon])
     text = line[colon + 1 :]
     if "\n" in text:
         text = unfold(text)
+    value = text.strip(" \t")
     if key in SINGLE_PARSERS:
-        return [SINGLE_PARSERS[key](text.strip(" \t"))]
+        return [SINGLE_PARSERS[key](value)]
+    # One list element with nothing that could hide a comma: no list splitting.
+    if key in LIST_PARSERS and value and "," not in value and '"' not in value and "<" not in value:
+        return [LIST_PARSERS[key](value)]
     return parse_values(key, text)
 
 
@@ -590,26 +638,17 @@ def parse_message(data: bytes, *, max_size: int | None = None) -> Request | Resp
     if max_size is not None and len(data) > max_size:
         # RFC 3261 §21.5.14: 513 Message Too Large, more than this server takes.
         raise ParseError(f"message of {len(data)} bytes exceeds {max_size}", status=513)
-    if data[:2] == b"\r\n":
-        # RFC 3261 §7.5: ignore CRLFs before the start line.
-        data = data.lstrip(b"\r\n")
-    end = data.find(b"\r\n\r\n")
-    if end >= 0:
-        head = data[:end].decode("utf-8", "surrogateescape")
-        body_start = end + 4
+    # A datagram without a body ends with the empty line that closes its header
+    # section: one split of the whole datagram finds that line and every other.
+    if data[-4:] == b"\r\n\r\n":
+        lines = data.decode("utf-8", "surrogateescape").split("\r\n")
+        if lines.index("") == len(lines) - 2:
+            del lines[-2:]
+            body_start = len(data)
+        else:
+            lines, body_start, data = _header_lines(data)
     else:
-        end = data.find(b"\n\n")
-        if end < 0:
-            raise ParseError("header section not terminated by an empty line")
-        # DEVIATION RFC 3261 §7: bare-LF line ends are accepted (RFC 5118 archive bytes use them).
-        head = (
-            data[:end]
-            .replace(b"\r\n", b"\n")
-            .decode("utf-8", "surrogateescape")
-            .replace("\n", "\r\n")
-        )
-        body_start = end + 2
-    lines = head.split("\r\n")
+        lines, body_start, data = _header_lines(data)
     # Every CR and LF of the header section must belong to a CRLF line end; with the
     # line ends cut out, one memchr each finds any other.
     joined = "".join(lines)
@@ -628,21 +667,46 @@ def parse_message(data: bytes, *, max_size: int | None = None) -> Request | Resp
         msg = _parse_start(start)
     msg._keys = keys
     msg._lines = lines
-    msg._parsed = {}
+    msg._values = [None] * len(lines)
     if _CONTENT_LENGTH not in keys:
         # RFC 3261 §18.3: on a datagram without Content-Length the body runs to its end.
         msg.body = data[body_start:]
         return msg
-    # The common case inline: one Content-Length of a few digits that fits the datagram.
-    text = lines[keys.index(_CONTENT_LENGTH)].partition(":")[2].strip(" \t")
-    if text.isdigit() and len(text) < 9 and text.isascii() and keys.count(_CONTENT_LENGTH) == 1:
-        length = int(text)
-        if length <= len(data) - body_start:
-            msg.body = data[body_start : body_start + length]
+    # The common cases inline: one Content-Length, 0 as usually written, or a few digits
+    # that fit the datagram.
+    line = lines[keys.index(_CONTENT_LENGTH)]
+    if keys.count(_CONTENT_LENGTH) == 1:
+        if line == "Content-Length: 0":
+            msg.body = b""
             return msg
+        text = line.partition(":")[2].strip(" \t")
+        if text.isdigit() and len(text) < 9 and text.isascii():
+            length = int(text)
+            if length <= len(data) - body_start:
+                msg.body = data[body_start : body_start + length]
+                return msg
     lengths = [line for key, line in zip(keys, lines, strict=True) if key == _CONTENT_LENGTH]
     msg.body = _datagram_body(data, body_start, lengths)
     return msg
+
+
+def _header_lines(data: bytes) -> tuple[list[str], int, bytes]:
+    """The lines of the header section, where the body starts, and the data without
+    leading CRLFs."""
+    if data[:2] == b"\r\n":
+        # RFC 3261 §7.5: ignore CRLFs before the start line.
+        data = data.lstrip(b"\r\n")
+    end = data.find(b"\r\n\r\n")
+    if end >= 0:
+        return data[:end].decode("utf-8", "surrogateescape").split("\r\n"), end + 4, data
+    end = data.find(b"\n\n")
+    if end < 0:
+        raise ParseError("header section not terminated by an empty line")
+    # DEVIATION RFC 3261 §7: bare-LF line ends are accepted (RFC 5118 archive bytes use them).
+    head = (
+        data[:end].replace(b"\r\n", b"\n").decode("utf-8", "surrogateescape").replace("\n", "\r\n")
+    )
+    return head.split("\r\n"), end + 2, data
 
 
 def _parse_careful(start: str, lines: list[str]) -> tuple[Request | Response, list[str], list[str]]:
@@ -692,19 +756,17 @@ _METHODS = frozenset(
 )  # fmt: skip
 
 
+# RFC 3261 §7.2, §21: Status-Code is three digits, 1xx to 6xx; the text maps to the number.
+_STATUS_CODES = MappingProxyType({str(code): code for code in range(100, 700)})
+
+
 def _parse_start(line: str) -> Request | Response:
     # The common shapes first: "SIP/2.0 200 OK" and "INVITE sip:... SIP/2.0".
     if line[:8] == "SIP/2.0 ":
         code = line[8:11]
-        if (
-            len(code) == 3
-            and code.isdigit()
-            and code.isascii()
-            and code[0] in "123456"
-            and line[11:12] in (" ", "")
-        ):
+        if code in _STATUS_CODES and line[11:12] in (" ", ""):
             response = object.__new__(Response)
-            response.status = int(code)
+            response.status = _STATUS_CODES[code]
             response.reason = line[12:]
             return response
         return _parse_status_line(line)

@@ -7,6 +7,7 @@ the slashes and the colon (RFC 3261 §25.1 SLASH, COLON; RFC 4475 §3.1.1.1).
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from callscript.sip.abnf import (
     SIMPLE_PARAMS,
@@ -23,16 +24,20 @@ from callscript.sip.uri import (
     HOSTNAME,
     IPV4,
     IPV4_RE,
-    IPV6_REFERENCE,
     ip_literal,
     is_ipv6_reference,
 )
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
-_FAST_RE = re.compile(
-    rf"SIP/2\.0/({_TOKEN}) ({HOSTNAME}|{IPV4}|{IPV6_REFERENCE})(?::([0-9]{{1,5}}))?"
-    rf"({SIMPLE_PARAMS})"
+# The common shape: a host name or IPv4 address and token parameters. The branch alone,
+# the usual request Via, is its own group, so that no parameter splitting is needed.
+_FAST = (
+    rf"SIP/2\.0/({_TOKEN}) ({HOSTNAME}|{IPV4})(?::([0-9]{{1,5}}))?"
+    rf"((?:;branch=({_TOKEN}))?({SIMPLE_PARAMS}))"
 )
+_FAST_RE = re.compile(f"({_FAST})")
+# A whole header line holding one such value: name, colon, LWS, value, LWS.
+_LINE_RE = re.compile(rf"[^:]*:[ \t]*({_FAST})[ \t]*")
 # Parameters whose values parse_via checks beyond the token grammar (and branch, below).
 _CHECKED = frozenset({"ttl", "received", "rport"})
 _SLOW_RE = re.compile(
@@ -40,6 +45,7 @@ _SLOW_RE = re.compile(
     r"([A-Za-z0-9\-.]+|\[[^\]]*\])(?:[ \t]*:[ \t]*([0-9]+))?[ \t]*(;.*)?",
     re.DOTALL,
 )
+_TRANSPORTS = frozenset({"UDP", "TCP", "TLS", "SCTP", "WS", "WSS"})
 
 # RFC 3261 §8.1.1.7: branches that start with the magic cookie are RFC 3261 branches.
 MAGIC_COOKIE = "z9hG4bK"
@@ -52,7 +58,19 @@ class Via:
     ``received``/``rport`` that way, RFC 3261 §18.2.1, RFC 3581 §4).
     """
 
-    __slots__ = ("_text", "host", "params", "port", "protocol", "transport")
+    # ``branch`` is kept apart from ``params``, as the stack reads it for every message.
+    # A parsed Via whose only parameter is its branch keeps ``_params`` None; ``params``
+    # builds the Params the first time it is read.
+    __slots__ = ("_params", "_text", "branch", "host", "port", "transport")
+
+    protocol: ClassVar[str] = "SIP/2.0"
+    transport: str
+    host: str
+    port: int | None
+    branch: str | None
+    """The ``branch`` parameter, or ``None`` (RFC 2543 peers send none)."""
+    _params: Params | None
+    _text: str | None
 
     def __init__(
         self,
@@ -62,7 +80,8 @@ class Via:
         params: Params | dict[str, str | None] | None = None,
         protocol: str = "SIP/2.0",
     ) -> None:
-        if not is_token(transport) or protocol != "SIP/2.0":
+        upper = transport.upper()
+        if protocol != "SIP/2.0" or (upper not in _TRANSPORTS and not is_token(transport)):
             raise LocalProtocolError(f"bad Via protocol {protocol!r}/{transport!r}")
         if ":" in host and not host.startswith("["):
             # An IPv6 address is written as a reference in a Via (RFC 3261 §25.1 sent-by).
@@ -71,12 +90,12 @@ class Via:
             raise LocalProtocolError(f"bad Via host {host!r}")
         if port is not None and (isinstance(port, bool) or not 0 <= port <= 65535):
             raise LocalProtocolError(f"bad Via port {port!r}")
-        self.protocol = protocol
-        self.transport = transport.upper()
+        self.transport = upper
         self.host = host
         self.port = port
-        self.params = checked_params(params)
-        self._text: str | None = None
+        checked = self._params = checked_params(params)
+        self.branch = dict.get(checked, "branch")
+        self._text = None
 
     @classmethod
     def parse(cls, text: str) -> Via:
@@ -88,9 +107,13 @@ class Via:
         return parse_via(text)
 
     @property
-    def branch(self) -> str | None:
-        """The ``branch`` parameter, or ``None`` (RFC 2543 peers send none)."""
-        return dict.get(self.params, "branch")
+    def params(self) -> Params:
+        """The Via parameters (``branch``, ``received``, ``rport``...)."""
+        params = self._params
+        if params is None:
+            branch = self.branch
+            params = self._params = Params() if branch is None else Params({"branch": branch})
+        return params
 
     @property
     def received(self) -> str | None:
@@ -115,9 +138,7 @@ class Via:
 
     def with_params(self, **changes: str | None) -> Via:
         """A copy with parameters added or replaced."""
-        return Via(
-            self.transport, self.host, self.port, self.params.replace(**changes), self.protocol
-        )
+        return Via(self.transport, self.host, self.port, self.params.replace(**changes))
 
     def __str__(self) -> str:
         text = self._text
@@ -149,14 +170,35 @@ def parse_via(text: str) -> Via:
     match = _FAST_RE.fullmatch(text)
     if match is None:
         return _parse_via_slow(text)
-    transport, host, port, param_text = match.groups()
-    params = split_simple_params(param_text)
-    if params is None:
-        return _parse_via_slow(text)
-    if host[0] == "[" and not is_ipv6_reference(host):
-        raise ParseError(f"bad IPv6 reference in Via {host!r}", text=text)
+    return _fast_via(match)
+
+
+def parse_via_line(line: str) -> Via | None:
+    """The Via of a header line that holds one value in the common shape, else ``None``.
+
+    ``None`` only means "not the common shape": the caller parses the line the general way.
+    """
+    match = _LINE_RE.fullmatch(line)
+    if match is None:
+        return None
+    return _fast_via(match)
+
+
+def _fast_via(match: re.Match[str]) -> Via:
+    text, transport, host, port, param_text, branch, rest = match.groups()
     via = object.__new__(Via)
-    via.protocol = "SIP/2.0"
+    if rest:
+        params = split_simple_params(param_text)
+        if params is None:
+            return _parse_via_slow(text)
+        # A valueless branch is the one branch check the token grammar leaves.
+        if not _CHECKED.isdisjoint(params) or dict.get(params, "branch", "") is None:
+            _check_via_params(params, text)
+        via._params = params
+        via.branch = dict.get(params, "branch")
+    else:
+        via._params = None
+        via.branch = branch
     via.transport = transport if transport in _TRANSPORTS else transport.upper()
     via.host = host
     if port is None:
@@ -165,15 +207,8 @@ def parse_via(text: str) -> Via:
         via.port = int(port)
         if via.port > 65535:
             raise ParseError(f"bad port in Via {port!r}", text=text)
-    via.params = params
-    # A valueless branch is the one branch check the token grammar leaves.
-    if not _CHECKED.isdisjoint(params) or dict.get(params, "branch", "") is None:
-        _check_via_params(params, text)
     via._text = text
     return via
-
-
-_TRANSPORTS = frozenset({"UDP", "TCP", "TLS", "SCTP", "WS", "WSS"})
 
 
 def _parse_via_slow(text: str) -> Via:
@@ -186,14 +221,14 @@ def _parse_via_slow(text: str) -> Via:
     if version != "2.0":
         # RFC 3261 §21.5.6: another SIP version is answered 505 (RFC 4475 §3.1.2.16).
         raise ParseError(f"Via version SIP/{version} not supported", text=text, status=505)
-    via = Via.__new__(Via)
-    via.protocol = "SIP/2.0"
+    via = object.__new__(Via)
     via.transport = transport.upper()
     via.host = _checked_host(host, text)
     via.port = _checked_port(port, text)
-    via.params = Params(parse_params(param_text or ""))
+    params = via._params = Params(parse_params(param_text or ""))
+    via.branch = dict.get(params, "branch")
     via._text = text
-    _check_via_params(via.params, text)
+    _check_via_params(params, text)
     return via
 
 

@@ -113,6 +113,10 @@ class TransactionLayer:
             self._runtime.emit(ResponseReceived(None, response, source))
             return
         txn.receive(response, source, now=now)
+        if response.status >= 200:
+            # The client transaction now only absorbs retransmissions: its request's parsed
+            # values will not be read again (the TU got the response already queued).
+            forget_parsed(txn.request)
         if isinstance(txn, ClientInvite) and txn.cancel_wanted:
             self._cancel_if_ready(txn, now)
 
@@ -357,14 +361,17 @@ def _via_peer(response: Response) -> Peer:
 
 
 def forget_parsed(message: Request | Response) -> None:
-    """Drop the parsed header values of ``message`` (and of its copies, which share them).
+    """Drop the parsed header values of ``message``; they are parsed again if ever read.
 
     Thousands of transactions wait out their timers at any time; their parsed values are
     most of the objects the garbage collector walks, and none of them is read again.
     """
-    parsed = getattr(message, "_parsed", None)
-    if isinstance(parsed, dict):
-        parsed.clear()
+    values = getattr(message, "_values", None)
+    if isinstance(values, list):
+        values[:] = [None] * len(values)
+    uri = getattr(message, "_uri_text", None)
+    if uri is not None:
+        message._uri = None  # type: ignore[union-attr]
 
 
 def build_cancel(invite: Request) -> Request:

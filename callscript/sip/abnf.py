@@ -270,6 +270,12 @@ def is_param_value(value: str) -> bool:
     return all(ch in TOKEN_CHARS or ch in "[]:" for ch in value)
 
 
+# Parameter names our own code sets; any other name is checked to be a token.
+_PARAM_NAMES = frozenset({"branch", "rport", "received", "tag", "lr", "transport", "expires", "q"})
+# Parameter values that need no closer look: tokens and hosts (IPv6 references included).
+_PLAIN_VALUE_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~\[\]:]+")
+
+
 def checked_params(params: Params | Mapping[str, str | None] | None) -> Params:
     """Parameters handed in by our own code, checked so that they print back as one value.
 
@@ -282,7 +288,11 @@ def checked_params(params: Params | Mapping[str, str | None] | None) -> Params:
         return Params()
     out: dict[str, str | None] = {}
     for name, value in params.items():
-        if not is_token(name) or (value is not None and not is_param_value(value)):
+        if (name not in _PARAM_NAMES and _TOKEN_RE.fullmatch(name) is None) or (
+            value is not None
+            and _PLAIN_VALUE_RE.fullmatch(value) is None
+            and not is_param_value(value)
+        ):
             raise LocalProtocolError(f"bad parameter {name!r}={value!r}")
         out[name.lower()] = value
     return Params(out)
@@ -290,7 +300,7 @@ def checked_params(params: Params | Mapping[str, str | None] | None) -> Params:
 
 def format_params(params: Iterable[Param]) -> str:
     """Print parameters as ``;name=value`` (``;name`` for a valueless one)."""
-    return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params)
+    return "".join([f";{name}" if value is None else f";{name}={value}" for name, value in params])
 
 
 class Params(dict[str, str | None]):

@@ -15,7 +15,6 @@ from callscript.sip.abnf import (
     Params,
     checked_params,
     format_params,
-    has_control,
     is_token,
     parse_params,
     quote,
@@ -32,6 +31,8 @@ _FAST = (
     rf"((?:;tag=({_TOKEN}))?({SIMPLE_PARAMS}))"
 )
 _FAST_RE = re.compile(f"({_FAST})")
+# What a URI may hold to go inside '<...>': printable ASCII but SP and '>'.
+_IN_ANGLES_RE = re.compile(r"[!-=?-~]+")
 # A whole header line holding one such value: name, colon, LWS, value, LWS.
 _LINE_RE = re.compile(rf"[^:]*:[ \t]*({_FAST})[ \t]*")
 
@@ -62,19 +63,22 @@ class Address:
         params: Params | dict[str, str | None] | None = None,
     ) -> None:
         if isinstance(uri, str):
+            # What parse_uri accepts holds no whitespace, control, '>' or non-ASCII character.
             uri = parse_uri(uri)
+            uri_text = str(uri)
+        else:
+            uri_text = str(uri)
+            if _IN_ANGLES_RE.fullmatch(uri_text) is None:
+                raise LocalProtocolError(f"URI {uri_text!r} cannot go inside '<...>'")
+        if display is not None and ("\r" in display or "\n" in display):
+            raise LocalProtocolError("display name contains CR or LF")
         self._uri: URI | None = uri
-        self._uri_text = str(uri)
+        self._uri_text = uri_text
         self.display = display
         checked = self._params = checked_params(params)
         self.tag = dict.get(checked, "tag")
         self.star = False
         self._text: str | None = None
-        if display is not None and ("\r" in display or "\n" in display):
-            raise LocalProtocolError("display name contains CR or LF")
-        uri_text = self._uri_text
-        if has_control(uri_text) or " " in uri_text or ">" in uri_text or not uri_text.isascii():
-            raise LocalProtocolError(f"URI {self._uri_text!r} cannot go inside '<...>'")
 
     @classmethod
     def parse(cls, text: str) -> Address:
@@ -138,7 +142,12 @@ class Address:
             out = ""
             if self.display is not None:
                 out = (self.display if _plain_display(self.display) else quote(self.display)) + " "
-            text = self._text = f"{out}<{self._uri_text}>{format_params(self.params.items())}"
+            params = self._params
+            if params is None:
+                tail = "" if self.tag is None else f";tag={self.tag}"
+            else:
+                tail = format_params(params.items()) if params else ""
+            text = self._text = f"{out}<{self._uri_text}>{tail}"
         return text
 
     def __repr__(self) -> str:

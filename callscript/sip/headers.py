@@ -537,6 +537,20 @@ PARSERS: MappingProxyType[str, Callable[[str], Header | Address | Via]] = Mappin
 )
 
 HeaderValue = Header | Address | Via
+# Headers whose values are addresses (Contact may also be '*').
+ADDRESS_HEADERS = frozenset(
+    key for key, parser in PARSERS.items() if parser in (parse_address, parse_contact)
+)
+# Headers whose value is one unsigned number, with its largest value.
+NUMBER_LIMITS = MappingProxyType(
+    {
+        "Max-Forwards": 255,
+        "Content-Length": _UINT32,
+        "Expires": _UINT32,
+        "Min-Expires": _UINT32,
+        "RSeq": _UINT32,
+    }
+)
 # Parsers of the headers that hold exactly one value per line: the hot path skips list splitting.
 SINGLE_PARSERS = MappingProxyType(
     {key: parser for key, parser in PARSERS.items() if key not in LIST_HEADERS}
@@ -580,6 +594,17 @@ def make_value(key: str, value: object) -> HeaderValue:
     Raises:
         LocalProtocolError: the value would not print as one valid header value.
     """
+    # The common cases first: our own Via or address for its header, a number in range.
+    if type(value) is Via:
+        if key == "Via":
+            return value
+    elif type(value) is Address:
+        if key in ADDRESS_HEADERS and (key == "Contact" or not value.star):
+            return value
+    elif type(value) is int and key in NUMBER_LIMITS and 0 <= value <= NUMBER_LIMITS[key]:
+        number = object.__new__(Number)
+        number.number = value
+        return number
     parser = PARSERS.get(key, parse_text)
     if isinstance(value, Via | Address):
         # Their constructors check every part, so only the type is left to check.

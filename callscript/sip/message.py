@@ -225,20 +225,25 @@ class Message:
     # -- changing ------------------------------------------------------------
 
     def _new_line(self, key: str, name: str, value: object) -> tuple[str, list[HeaderValue]]:
-        values = (
-            [make_value(key, v) for v in value]
-            if isinstance(value, list | tuple)
-            else [make_value(key, value)]
-        )
-        if not values:
-            raise LocalProtocolError(f"no value for {key}; use discard() to remove it")
-        if len(values) > 1 and key not in LIST_HEADERS:
-            # RFC 3261 §7.3.1: only list headers may carry several comma-separated values.
-            raise LocalProtocolError(f"{key} is not a list header; add() each value")
+        # The line for ``value`` and its values, so that the line is never parsed back.
+        if isinstance(value, (list, tuple)):
+            values = [make_value(key, v) for v in value]
+            if not values:
+                raise LocalProtocolError(f"no value for {key}; use discard() to remove it")
+            if len(values) > 1 and key not in LIST_HEADERS:
+                # RFC 3261 §7.3.1: only list headers may carry several comma-separated values.
+                raise LocalProtocolError(f"{key} is not a list header; add() each value")
+            text = ", ".join([str(v) for v in values])
+        else:
+            values = [make_value(key, value)]
+            text = str(values[0])
+        # A known spelling is written as its key; another name as the caller wrote it.
+        if name in SPELLINGS:
+            return f"{key}: {text}", values
         written = name.strip(" \t")
         if SPELLINGS.get(written) is not None or not is_token(written):
             written = key
-        return f"{written}: {', '.join(str(v) for v in values)}", values
+        return f"{written}: {text}", values
 
     def __setitem__(self, name: str, value: object) -> None:
         """Replace every ``name`` header with ``value`` (a list gives several values)."""

@@ -46,6 +46,7 @@ _SLOW_RE = re.compile(
     re.DOTALL,
 )
 _TRANSPORTS = frozenset({"UDP", "TCP", "TLS", "SCTP", "WS", "WSS"})
+_BRANCH_RE = re.compile(_TOKEN)
 
 # RFC 3261 §8.1.1.7: branches that start with the magic cookie are RFC 3261 branches.
 MAGIC_COOKIE = "z9hG4bK"
@@ -93,9 +94,16 @@ class Via:
         self.transport = upper
         self.host = host
         self.port = port
+        self._text = None
+        if type(params) is dict and len(params) == 1:
+            # The usual Via of our own, a branch alone, keeps its Params for later.
+            branch = params.get("branch")
+            if branch is not None and _BRANCH_RE.fullmatch(branch) is not None:
+                self._params = None
+                self.branch = branch
+                return
         checked = self._params = checked_params(params)
         self.branch = dict.get(checked, "branch")
-        self._text = None
 
     @classmethod
     def parse(cls, text: str) -> Via:
@@ -143,9 +151,13 @@ class Via:
     def __str__(self) -> str:
         text = self._text
         if text is None:
-            port = f":{self.port}" if self.port is not None else ""
-            params = format_params(self.params.items())
-            text = self._text = f"{self.protocol}/{self.transport} {self.host}{port}{params}"
+            port = "" if self.port is None else f":{self.port}"
+            params = self._params
+            if params is None:
+                tail = "" if self.branch is None else f";branch={self.branch}"
+            else:
+                tail = format_params(params.items()) if params else ""
+            text = self._text = f"SIP/2.0/{self.transport} {self.host}{port}{tail}"
         return text
 
     def __repr__(self) -> str:

@@ -27,14 +27,13 @@ from callscript.sip.uri import URI, parse_uri
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 # The common shapes, ``"Name" <uri>;tag=x`` and ``<uri>;tag=x``, without LWS surprises.
 _FAST = (
-    rf'(?:"([^"\\]*)" ?|({_TOKEN}(?: {_TOKEN})*) )?<([^<>\s"]+)>'
-    rf"((?:;tag=({_TOKEN}))?({SIMPLE_PARAMS}))"
+    rf'(?:"([^"\\]*+)" ?|({_TOKEN}+(?: {_TOKEN}+)*+) )?<([^<>\s"]++)>'
+    rf"((?:;tag=({_TOKEN}+))?({SIMPLE_PARAMS}))"
 )
-_FAST_RE = re.compile(f"({_FAST})")
 # What a URI may hold to go inside '<...>': printable ASCII but SP and '>'.
 _IN_ANGLES_RE = re.compile(r"[!-=?-~]+")
 # A whole header line holding one such value: name, colon, LWS, value, LWS.
-_LINE_RE = re.compile(rf"[^:]*:[ \t]*({_FAST})[ \t]*")
+_LINE_RE = re.compile(rf"[^:]*+:[ \t]*+({_FAST})[ \t]*+")
 
 
 class Address:
@@ -170,12 +169,7 @@ def _plain_display(display: str) -> bool:
 
 def parse_address(text: str) -> Address:
     """Parse one address value (see :class:`Address`)."""
-    match = _FAST_RE.fullmatch(text)
-    if match is not None:
-        addr = _fast_address(match)
-        if addr is not None:
-            return addr
-    return _parse_address_slow(text)
+    return parse_address_line(":" + text) or _parse_address_slow(text)
 
 
 def parse_address_line(line: str) -> Address | None:
@@ -186,10 +180,6 @@ def parse_address_line(line: str) -> Address | None:
     match = _LINE_RE.fullmatch(line)
     if match is None:
         return None
-    return _fast_address(match)
-
-
-def _fast_address(match: re.Match[str]) -> Address | None:
     text, quoted, plain, uri_text, param_text, tag, rest = match.groups()
     addr = object.__new__(Address)
     if rest:

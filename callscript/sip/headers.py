@@ -302,9 +302,9 @@ _MEDIA_RE = re.compile(
 _WARNING_RE = re.compile(r"([0-9]{3}) ([^ ]+) (\".*\")", re.S)
 _CSEQ_RE = re.compile(r"[ \t]*([0-9]+)[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*")
 # Whole header lines in their common shapes: name, colon, LWS, value, LWS.
-_CSEQ_LINE_RE = re.compile(r"[^:]*:[ \t]*([0-9]{1,9})[ \t]+([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*")
-_CALL_ID_LINE_RE = re.compile(rf"[^:]*:[ \t]*({_WORD}(?:@{_WORD})?)[ \t]*")
-_SMALL_NUMBER_LINE_RE = re.compile(r"[^:]*:[ \t]*([0-9]{1,9})[ \t]*")
+_CSEQ_LINE_RE = re.compile(r"[^:]*+:[ \t]*+([0-9]{1,9})[ \t]++([A-Za-z0-9\-.!%*_+`'~]++)[ \t]*+")
+_CALL_ID_LINE_RE = re.compile(rf"[^:]*+:[ \t]*+({_WORD}+(?:@{_WORD}+)?)[ \t]*+")
+_SMALL_NUMBER_LINE_RE = re.compile(r"[^:]*+:[ \t]*+([0-9]{1,9})[ \t]*+")
 
 
 def parse_uint(text: str, *, limit: int = _UINT32, what: str = "value") -> int:

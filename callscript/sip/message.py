@@ -162,17 +162,18 @@ class Message:
     def _typed(self, key: str, parse_line: Callable[[str], HeaderValue | None]) -> HeaderValue:
         # The first ``key`` value, through the line parser of its common shape; anything
         # else takes _required's general path (and its errors).
-        keys = self._keys
-        if key in keys:
-            i = keys.index(key)
-            values = self._values[i]
-            if values is None:
-                value = parse_line(self._lines[i])
-                if value is not None:
-                    self._values[i] = [value]
-                    return value
-            elif values:
-                return values[0]
+        try:
+            i = self._keys.index(key)
+        except ValueError:
+            return self._required(key)
+        values = self._values[i]
+        if values is None:
+            value = parse_line(self._lines[i])
+            if value is not None:
+                self._values[i] = [value]
+                return value
+        elif values:
+            return values[0]
         return self._required(key)
 
     # The line parsers of these headers only make values of the type named, so the
@@ -669,18 +670,25 @@ def parse_message(data: bytes, *, max_size: int | None = None) -> Request | Resp
     except KeyError:
         msg, lines, keys = _parse_careful(start, lines)
     else:
-        msg = _parse_start(start)
+        # The common start lines inline: "SIP/2.0 200 OK" and "INVITE sip:... SIP/2.0".
+        if start[:8] == "SIP/2.0 " and start[8:11] in _STATUS_CODES and start[11:12] in " ":
+            msg = object.__new__(Response)
+            msg.status = _STATUS_CODES[start[8:11]]
+            msg.reason = start[12:]
+        else:
+            msg = _parse_start(start)
     msg._keys = keys
     msg._lines = lines
     msg._values = [None] * len(lines)
-    if _CONTENT_LENGTH not in keys:
+    lengths = keys.count(_CONTENT_LENGTH)
+    if not lengths:
         # RFC 3261 §18.3: on a datagram without Content-Length the body runs to its end.
         msg.body = data[body_start:]
         return msg
     # The common cases inline: one Content-Length, 0 as usually written, or a few digits
     # that fit the datagram.
-    line = lines[keys.index(_CONTENT_LENGTH)]
-    if keys.count(_CONTENT_LENGTH) == 1:
+    if lengths == 1:
+        line = lines[keys.index(_CONTENT_LENGTH)]
         if line == "Content-Length: 0":
             msg.body = b""
             return msg
@@ -690,8 +698,9 @@ def parse_message(data: bytes, *, max_size: int | None = None) -> Request | Resp
             if length <= len(data) - body_start:
                 msg.body = data[body_start : body_start + length]
                 return msg
-    lengths = [line for key, line in zip(keys, lines, strict=True) if key == _CONTENT_LENGTH]
-    msg.body = _datagram_body(data, body_start, lengths)
+    msg.body = _datagram_body(
+        data, body_start, [ln for k, ln in zip(keys, lines, strict=True) if k == _CONTENT_LENGTH]
+    )
     return msg
 
 

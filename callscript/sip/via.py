@@ -32,12 +32,11 @@ _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 # The common shape: a host name or IPv4 address and token parameters. The branch alone,
 # the usual request Via, is its own group, so that no parameter splitting is needed.
 _FAST = (
-    rf"SIP/2\.0/({_TOKEN}) ({HOSTNAME}|{IPV4})(?::([0-9]{{1,5}}))?"
-    rf"((?:;branch=({_TOKEN}))?({SIMPLE_PARAMS}))"
+    rf"SIP/2\.0/({_TOKEN}+) ({HOSTNAME}|{IPV4})(?::([0-9]{{1,5}}))?"
+    rf"((?:;branch=({_TOKEN}+))?({SIMPLE_PARAMS}))"
 )
-_FAST_RE = re.compile(f"({_FAST})")
 # A whole header line holding one such value: name, colon, LWS, value, LWS.
-_LINE_RE = re.compile(rf"[^:]*:[ \t]*({_FAST})[ \t]*")
+_LINE_RE = re.compile(rf"[^:]*+:[ \t]*+({_FAST})[ \t]*+")
 # Parameters whose values parse_via checks beyond the token grammar (and branch, below).
 _CHECKED = frozenset({"ttl", "received", "rport"})
 _SLOW_RE = re.compile(
@@ -179,10 +178,7 @@ class Via:
 
 def parse_via(text: str) -> Via:
     """Parse one Via value (see :class:`Via`)."""
-    match = _FAST_RE.fullmatch(text)
-    if match is None:
-        return _parse_via_slow(text)
-    return _fast_via(match)
+    return parse_via_line(":" + text) or _parse_via_slow(text)
 
 
 def parse_via_line(line: str) -> Via | None:
@@ -193,10 +189,6 @@ def parse_via_line(line: str) -> Via | None:
     match = _LINE_RE.fullmatch(line)
     if match is None:
         return None
-    return _fast_via(match)
-
-
-def _fast_via(match: re.Match[str]) -> Via:
     text, transport, host, port, param_text, branch, rest = match.groups()
     via = object.__new__(Via)
     if rest:

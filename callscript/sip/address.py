@@ -28,7 +28,7 @@ _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 # The common shapes, ``"Name" <uri>;tag=x`` and ``<uri>;tag=x``, without LWS surprises.
 _FAST = (
     rf'(?:"([^"\\]*+)" ?|({_TOKEN}+(?: {_TOKEN}+)*+) )?<([^<>\s"]++)>'
-    rf"((?:;tag=({_TOKEN}+))?({SIMPLE_PARAMS}))"
+    rf"(?:;tag=({_TOKEN}+)|({SIMPLE_PARAMS}))"
 )
 # What a URI may hold to go inside '<...>': printable ASCII but SP and '>'.
 _IN_ANGLES_RE = re.compile(r"[!-=?-~]+")
@@ -180,9 +180,9 @@ def parse_address_line(line: str) -> Address | None:
     match = _LINE_RE.fullmatch(line)
     if match is None:
         return None
-    text, quoted, plain, uri_text, param_text, tag, rest = match.groups()
+    text, quoted, plain, uri_text, tag, param_text = match.groups()
     addr = object.__new__(Address)
-    if rest:
+    if param_text:
         params = split_simple_params(param_text)
         if params is None:
             return None

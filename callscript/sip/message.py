@@ -671,12 +671,19 @@ def parse_message(data: bytes, *, max_size: int | None = None) -> Request | Resp
         msg, lines, keys = _parse_careful(start, lines)
     else:
         # The common start lines inline: "SIP/2.0 200 OK" and "INVITE sip:... SIP/2.0".
-        if start[:8] == "SIP/2.0 " and start[8:11] in _STATUS_CODES and start[11:12] in " ":
+        prefix = start[:12]
+        if prefix in _STATUS_PREFIXES:
             msg = object.__new__(Response)
-            msg.status = _STATUS_CODES[start[8:11]]
+            msg.status = _STATUS_PREFIXES[prefix]
             msg.reason = start[12:]
         else:
-            msg = _parse_start(start)
+            parts = start.split(" ")
+            if len(parts) == 3 and parts[2] == "SIP/2.0" and parts[0] in _METHODS and parts[1]:
+                msg = object.__new__(Request)
+                msg.method, msg._uri_text, _ = parts
+                msg._uri = None
+            else:
+                msg = _parse_start(start)
     msg._keys = keys
     msg._lines = lines
     msg._values = [None] * len(lines)
@@ -772,6 +779,10 @@ _METHODS = frozenset(
 
 # RFC 3261 §7.2, §21: Status-Code is three digits, 1xx to 6xx; the text maps to the number.
 _STATUS_CODES = MappingProxyType({str(code): code for code in range(100, 700)})
+# "SIP/2.0 200 " (or "SIP/2.0 200" alone) -> 200: a status line's first twelve characters.
+_STATUS_PREFIXES = MappingProxyType(
+    {f"SIP/2.0 {code}{end}": code for code in range(100, 700) for end in (" ", "")}
+)
 
 
 def _parse_start(line: str) -> Request | Response:

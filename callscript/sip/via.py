@@ -29,11 +29,11 @@ from callscript.sip.uri import (
 )
 
 _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
-# The common shape: a host name or IPv4 address and token parameters. The branch alone,
-# the usual request Via, is its own group, so that no parameter splitting is needed.
+# The common shape: a host name or IPv4 address and token parameters. A branch alone
+# has its own alternative, so that no parameter splitting is needed.
 _FAST = (
     rf"SIP/2\.0/({_TOKEN}+) ({HOSTNAME}|{IPV4})(?::([0-9]{{1,5}}))?"
-    rf"((?:;branch=({_TOKEN}+))?({SIMPLE_PARAMS}))"
+    rf"(?:;branch=({_TOKEN}+)|({SIMPLE_PARAMS}))"
 )
 # A whole header line holding one such value: name, colon, LWS, value, LWS.
 _LINE_RE = re.compile(rf"[^:]*+:[ \t]*+({_FAST})[ \t]*+")
@@ -189,9 +189,9 @@ def parse_via_line(line: str) -> Via | None:
     match = _LINE_RE.fullmatch(line)
     if match is None:
         return None
-    text, transport, host, port, param_text, branch, rest = match.groups()
+    text, transport, host, port, branch, param_text = match.groups()
     via = object.__new__(Via)
-    if rest:
+    if param_text:
         params = split_simple_params(param_text)
         if params is None:
             return _parse_via_slow(text)

@@ -132,8 +132,9 @@ class Message:
 
     def _all(self, key: str) -> list[HeaderValue]:
         keys = self._keys
-        if keys.count(key) == 1:
-            return self._line_values(keys.index(key))[:]
+        count = keys.count(key)
+        if count <= 1:
+            return self._line_values(keys.index(key))[:] if count else []
         out: list[HeaderValue] = []
         for i, k in enumerate(keys):
             if k == key:

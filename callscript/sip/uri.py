@@ -42,6 +42,9 @@ IPV4 = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 IPV6_REFERENCE = r"\[[0-9A-Fa-f:.]+\]"
 HOST_RE = re.compile(rf"{HOSTNAME}|{IPV4}")
 IPV4_RE = re.compile(IPV4)
+# A dotted quad as ipaddress reads it: no leading zeros.
+_CANONICAL_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_CANONICAL_RE = re.compile(rf"{_CANONICAL_OCTET}(?:\.{_CANONICAL_OCTET}){{3}}")
 _IPV6_RE = re.compile(IPV6_REFERENCE)
 # RFC 3261 §25.1: paramchar = param-unreserved / unreserved / escaped
 _PARAMCHARS_RE = re.compile(r"(?:[A-Za-z0-9\-_.!~*'()\[\]/:&+$]|%[0-9A-Fa-f]{2})+")
@@ -485,6 +488,13 @@ def _parse_tel(rest: str, text: str) -> URI:
 
 def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address a numeric host names (IPv6 brackets allowed), or ``None`` for a name."""
+    if _IPV4_CANONICAL_RE.fullmatch(host) is not None:
+        a, b, c, d = host.split(".")
+        return ipaddress.IPv4Address(int(a) << 24 | int(b) << 16 | int(c) << 8 | int(d))
+    if "[" not in host and ":" not in host:
+        # A name: without ':' only a dotted quad can be an address, and ipaddress takes
+        # no other form of one (no leading zeros, RFC 6943 §3.1.1).
+        return None
     try:
         return ipaddress.ip_address(host[1:-1] if host.startswith("[") else host)
     except ValueError:

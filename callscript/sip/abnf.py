@@ -248,18 +248,16 @@ def split_simple_params(text: str) -> Params | None:
     """
     if not text:
         return Params()
-    if text.count(";") == 1:
-        name, eq, value = text[1:].partition("=")
-        if name and (not eq or (value and "=" not in value)):
-            return Params({name.lower(): value if eq else None})
-        return None
     params: dict[str, str | None] = {}
     for chunk in text[1:].split(";"):
         name, eq, value = chunk.partition("=")
-        if not name or (eq and (not value or "=" in value)):
-            return None
-        params[name.lower()] = value if eq else None
-    return Params(params)
+        if eq:
+            if not value or "=" in value:
+                return None
+            params[name.lower()] = value
+        else:
+            params[name.lower()] = None
+    return None if "" in params else Params(params)
 
 
 def is_param_value(value: str) -> bool:
@@ -291,14 +289,24 @@ def checked_params(params: Params | Mapping[str, str | None] | None) -> Params:
         return Params()
     out: dict[str, str | None] = {}
     for name, value in params.items():
-        if (name not in _PARAM_NAMES and _TOKEN_RE.fullmatch(name) is None) or (
-            value is not None
-            and _PLAIN_VALUE_RE.fullmatch(value) is None
-            and not is_param_value(value)
-        ):
-            raise LocalProtocolError(f"bad parameter {name!r}={value!r}")
-        out[name.lower()] = value
+        out[check_param(name, value)] = value
     return Params(out)
+
+
+def check_param(name: str, value: str | None) -> str:
+    """The lower-cased ``name`` of a parameter our own code sets, once checked.
+
+    Raises:
+        LocalProtocolError: ``name`` is not a token or ``value`` not a gen-value.
+    """
+    if name in _PARAM_NAMES:
+        if value is None or _PLAIN_VALUE_RE.fullmatch(value) is not None:
+            return name
+    elif _TOKEN_RE.fullmatch(name) is None:
+        raise LocalProtocolError(f"bad parameter {name!r}={value!r}")
+    if value is not None and _PLAIN_VALUE_RE.fullmatch(value) is None and not is_param_value(value):
+        raise LocalProtocolError(f"bad parameter {name!r}={value!r}")
+    return name.lower()
 
 
 def format_params(params: Iterable[Param]) -> str:

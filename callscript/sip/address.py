@@ -13,6 +13,7 @@ from callscript.sip.abnf import (
     SIMPLE_PARAMS,
     WSP,
     Params,
+    check_param,
     checked_params,
     format_params,
     is_token,
@@ -126,8 +127,27 @@ class Address:
         return str(self)
 
     def with_params(self, **changes: str | None) -> Address:
-        """A copy with header parameters added or replaced (``with_params(tag='x')``)."""
-        return Address(self.uri, self.display, self.params.replace(**changes))
+        """A copy with header parameters added or replaced (``with_params(tag='x')``).
+
+        Raises:
+            LocalProtocolError: a name or value that would not print as a parameter,
+                or the address is ``Contact: *``.
+        """
+        if self.star:
+            raise LocalProtocolError("Contact: * takes no parameters")
+        params = dict(self.params)
+        for name, value in changes.items():
+            params[check_param(name, value)] = value
+        # The URI and display name were checked when this address was made or parsed.
+        addr = object.__new__(Address)
+        addr._uri = self._uri
+        addr._uri_text = self._uri_text
+        addr.display = self.display
+        addr._params = Params(params)
+        addr.tag = params.get("tag")
+        addr.star = False
+        addr._text = None
+        return addr
 
     def replace(self, *, uri: URI | None = None, display: str | None = None) -> Address:
         """A copy with another URI or display name."""

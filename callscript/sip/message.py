@@ -136,9 +136,10 @@ class Message:
         if count <= 1:
             return self._line_values(keys.index(key))[:] if count else []
         out: list[HeaderValue] = []
-        for i, k in enumerate(keys):
-            if k == key:
-                out += self._line_values(i)
+        i = -1
+        for _ in range(count):
+            i = keys.index(key, i + 1)
+            out += self._line_values(i)
         return out
 
     def __contains__(self, name: object) -> bool:

@@ -217,19 +217,16 @@ class URI:
             return f"tel:{self.user}{format_params(self.params.items())}"
         if not self.is_sip:
             return f"{self.scheme}:{self.opaque}"
-        out = [self.scheme, ":"]
-        if self.user is not None:
-            out.append(self.user)
-            if self.password is not None:
-                out += [":", self.password]
-            out.append("@")
-        out.append(self.host)
-        if self.port is not None:
-            out += [":", str(self.port)]
-        out.append(format_params(self.params.items()))
-        if self.headers:
-            out.append("?" + "&".join(f"{k}={v}" for k, v in self.headers))
-        return "".join(out)
+        if self.user is None:
+            userinfo = ""
+        elif self.password is None:
+            userinfo = f"{self.user}@"
+        else:
+            userinfo = f"{self.user}:{self.password}@"
+        port = "" if self.port is None else f":{self.port}"
+        params = format_params(self.params.items()) if self.params else ""
+        headers = "?" + "&".join([f"{k}={v}" for k, v in self.headers]) if self.headers else ""
+        return f"{self.scheme}:{userinfo}{self.host}{port}{params}{headers}"
 
     def __repr__(self) -> str:
         return f"URI({str(self)!r})"

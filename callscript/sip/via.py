@@ -12,6 +12,7 @@ from typing import ClassVar
 from callscript.sip.abnf import (
     SIMPLE_PARAMS,
     Params,
+    check_param,
     checked_params,
     format_params,
     is_token,
@@ -144,8 +145,23 @@ class Via:
         return str(self)
 
     def with_params(self, **changes: str | None) -> Via:
-        """A copy with parameters added or replaced."""
-        return Via(self.transport, self.host, self.port, self.params.replace(**changes))
+        """A copy with parameters added or replaced.
+
+        Raises:
+            LocalProtocolError: a name or value that would not print as a parameter.
+        """
+        params = dict(self.params)
+        for name, value in changes.items():
+            params[check_param(name, value)] = value
+        # Transport, host and port were checked when this Via was made.
+        via = object.__new__(Via)
+        via.transport = self.transport
+        via.host = self.host
+        via.port = self.port
+        via._params = Params(params)
+        via.branch = params.get("branch")
+        via._text = None
+        return via
 
     def __str__(self) -> str:
         text = self._text
@@ -261,7 +277,11 @@ def _check_via_params(params: Params, text: str) -> None:
         raise ParseError(f"bad ttl in Via {ttl!r}", text=text)
     received = get(params, "received")
     # RFC 5118 §4.5: accept received with or without brackets.
-    if received is not None and not _is_ipv4(received) and ip_literal(received) is None:
+    if (
+        received is not None
+        and IPV4_RE.fullmatch(received) is None
+        and ip_literal(received) is None
+    ):
         raise ParseError(f"received={received!r} is not an IP address", text=text)
     # RFC 3581 §3: rport is empty in requests and a port number in responses.
     rport = get(params, "rport")
@@ -269,7 +289,3 @@ def _check_via_params(params: Params, text: str) -> None:
         raise ParseError(f"bad rport in Via {rport!r}", text=text)
     if dict.__contains__(params, "branch") and not get(params, "branch"):
         raise ParseError("empty branch in Via", text=text)
-
-
-def _is_ipv4(text: str) -> bool:
-    return IPV4_RE.fullmatch(text) is not None

@@ -21,9 +21,8 @@ from callscript.sip.abnf import (
 )
 from callscript.sip.errors import LocalProtocolError, ParseError
 from callscript.sip.uri import (
+    HOST,
     HOST_RE,
-    HOSTNAME,
-    IPV4,
     IPV4_RE,
     ip_literal,
     is_ipv6_reference,
@@ -33,7 +32,7 @@ _TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 # The common shape: a host name or IPv4 address and token parameters. A branch alone
 # has its own alternative, so that no parameter splitting is needed.
 _FAST = (
-    rf"SIP/2\.0/({_TOKEN}+) ({HOSTNAME}|{IPV4})(?::([0-9]{{1,5}}))?"
+    rf"SIP/2\.0/({_TOKEN}+) ({HOST})(?::([0-9]{{1,5}}))?"
     rf"(?:;branch=({_TOKEN}+)|({SIMPLE_PARAMS}))"
 )
 # A whole header line holding one such value: name, colon, LWS, value, LWS.

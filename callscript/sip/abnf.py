@@ -21,7 +21,6 @@ _ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})")
 # The lookbehind makes a long run of blanks cost one attempt, not one per blank.
 _FOLD_RE = re.compile(r"(?<![ \t])[ \t]*+\r?\n[ \t]+")
 _CTL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_CR_LF_NUL_RE = re.compile(r"[\r\n\x00]")
 WSP = " \t"
 
 Param = tuple[str, str | None]
@@ -268,8 +267,8 @@ def is_param_value(value: str) -> bool:
     if not value:
         return False
     if value[0] == '"':
-        # RFC 3261 §25.1: neither qdtext nor quoted-pair holds CR or LF (nor, here, NUL).
-        return skip_quoted(value, 0) == len(value) and _CR_LF_NUL_RE.search(value) is None
+        # RFC 3261 §25.1: neither qdtext nor quoted-pair holds CR or LF.
+        return skip_quoted(value, 0) == len(value) and "\r" not in value and "\n" not in value
     return all(ch in TOKEN_CHARS or ch in "[]:" for ch in value)
 
 

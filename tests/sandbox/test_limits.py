@@ -178,7 +178,10 @@ def test_a_script_that_kills_its_worker_is_a_crash(pools: Pools) -> None:
     pool = SandboxPool(policy, served_domains=SERVED, command=(sys.executable, "-c", crash))
     try:
         result = failed(pools.step(BENIGN, pool=pool), "crash")
-        assert "SIGSEGV" in result.message
+        assert result.message.startswith("the sandbox worker died")
+        # The signal's name when the event loop learned the exit status; asyncio's child
+        # watcher sometimes cannot, and then reports 255 ("Unknown child process").
+        assert "SIGSEGV" in result.message or "exit status 255" in result.message
         assert pool.stats.restarts == 2
     finally:
         pools.run(pool.close())
